@@ -1,0 +1,1 @@
+"""skilld daemon: configuration, telemetry ingestion, the pipeline and the command line."""

@@ -1,0 +1,153 @@
+"""The composition root: builds skilld's parts from settings, runs one-shot work and the daemon loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from daemon.adapters.registry import AdapterRegistry
+from daemon.config import Settings
+from daemon.ingest import IngestReport, Ingestor
+from daemon.privacy import Privacy, Redactor, UserHasher
+from daemon.replay import replay_dead_letters
+from daemon.sources.tailer import Tailer, find_files
+from daemon.sources.watcher import Watcher
+from daemon.status import status_report
+from storage.db import ensure_private_dir
+from storage.events import EventStore
+
+log = logging.getLogger(__name__)
+
+# A full directory rescan even when the watcher said nothing (missed events, network filesystems).
+RESCAN_SECONDS = 5.0
+
+
+class PathError(Exception):
+    """A path given on the command line that cannot be read."""
+
+
+class Skilld:
+    """skilld's stores and stages, opened on one home directory."""
+
+    def __init__(self, settings: Settings) -> None:
+        os.umask(0o077)
+        self.settings = settings
+        self.home = ensure_private_dir(settings.home)
+        self.store = EventStore.open(self.home)
+        self.registry = AdapterRegistry(settings.telemetry.generic)
+        self.privacy = Privacy(Redactor(), UserHasher.from_home(self.home), settings.privacy.user_fields)
+        t = settings.telemetry
+        self.tailer = Tailer(self.store, self.registry, t.max_line_bytes, t.close_inactive)
+        self.ingestor = Ingestor(
+            self.store, self.tailer, self.privacy, self.registry, settings.privacy.dead_letter_bytes, t.max_line_bytes
+        )
+        # One stage runs at a time on the store: the daemon loop and requests from the CLI take turns.
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+
+    def close(self) -> None:
+        """Close files and stores."""
+        with self.lock:
+            self.tailer.close()
+            self.store.close()
+
+    # -- one-shot work -------------------------------------------------------------------------------------
+    def ingest(self, paths: list[Path], learn: bool = True) -> IngestReport:
+        """Read files and directories to their end once and store their events (idempotent)."""
+        missing = [p for p in paths if not os.access(p, os.R_OK)]
+        if missing:
+            raise PathError(f"cannot read {missing[0]}: no such file or permission denied")
+        report = IngestReport()
+        t = self.settings.telemetry
+        with self.lock:
+            for path in find_files(paths):
+                followed = self.tailer.follow(path)
+                if followed is None:
+                    continue
+                report.files += 1
+                while self.ingestor.pump([followed], t.batch_lines, t.batch_seconds, report):
+                    pass
+                report.pending_bytes += followed.reader.pending
+                self.tailer.retire(followed)
+        return report
+
+    def status(self) -> dict[str, Any]:
+        """Counts and health of every stage."""
+        with self.lock:
+            return status_report(self.store, self.home)
+
+    def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored dead letters, oldest first."""
+        with self.lock:
+            return self.store.dead_letters(limit)
+
+    def replay(self) -> dict[str, int]:
+        """Feed dead letters through the adapters again (after a fix); return what became events."""
+        with self.lock:
+            return replay_dead_letters(self.store, self.ingestor)
+
+    # -- the daemon ----------------------------------------------------------------------------------------
+    def step(self, scan: bool) -> int:
+        """One round of the loop: maybe rescan, then read every followed file in bounded batches."""
+        t = self.settings.telemetry
+        with self.lock:
+            if scan:
+                self.tailer.scan(self.settings.telemetry_paths)
+            files = self.tailer.ordered()
+            report = IngestReport()
+            lines = self.ingestor.pump(files, t.batch_lines, t.batch_seconds, report)
+            for followed in files:
+                if followed.key in self.tailer.files:
+                    self.tailer.retire(followed)
+        if report.events or report.dead_letters:
+            log.info("ingested", extra={"events": report.events, "dead_letters": report.dead_letters})
+        return lines
+
+    def run(self, ready: threading.Event | None = None) -> None:
+        """Follow the telemetry paths until SIGTERM or SIGINT; drain the batch in flight, then return."""
+        t = self.settings.telemetry
+        for path in self.settings.telemetry_paths:
+            if not path.exists() and path == self.home / "telemetry":
+                ensure_private_dir(path)
+        watcher = Watcher(self.settings.telemetry_paths, poll=t.poll, interval=t.poll_interval)
+        watcher.start()
+        log.info("skilld running", extra={"home": str(self.home),
+                                          "telemetry": [str(p) for p in self.settings.telemetry_paths]})
+        if ready is not None:
+            ready.set()
+        last_scan = 0.0
+        try:
+            while not self.stopping.is_set():
+                woken = watcher.take()
+                scan = woken or time.monotonic() - last_scan >= RESCAN_SECONDS
+                if scan:
+                    last_scan = time.monotonic()
+                if self.step(scan) == 0:
+                    watcher.wait(t.poll_interval, self.stopping)
+        finally:
+            watcher.stop()
+            log.info("skilld stopped")
+
+
+@contextmanager
+def stop_on_signals(app: Skilld) -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into a clean stop of the run loop."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        app.stopping.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,149 @@
+"""One typed configuration model, read from a TOML file and SKILLD_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ConfigError(Exception):
+    """A configuration value a user can fix; its message is one line naming the key."""
+
+
+def xdg_dir(env: str, fallback: str) -> Path:
+    """An XDG base directory, honouring the environment variable when it is set and absolute."""
+    value = os.environ.get(env, "")
+    return Path(value) if value.startswith("/") else Path.home() / fallback
+
+
+def default_home() -> Path:
+    """Where skilld keeps its state when neither --home nor SKILLD_HOME says otherwise."""
+    return xdg_dir("XDG_DATA_HOME", ".local/share") / "skilld"
+
+
+def default_config_file() -> Path:
+    """The TOML file read when neither --config nor SKILLD_CONFIG names one."""
+    return xdg_dir("XDG_CONFIG_HOME", ".config") / "skilld" / "config.toml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class GenericStream(Section):
+    """Maps the fields of a JSONL stream skilld has no adapter for onto an interaction."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    match: str = Field(description="file-name glob, for example 'mytool-*.jsonl'")
+    query: str = "query"
+    response: str = "response"
+    outcome: str | None = None
+    feedback: str | None = None
+    timestamp: str = "timestamp"
+    session: str | None = None
+    type: str | None = None
+
+
+class TelemetryConfig(Section):
+    paths: list[Path] = Field(default_factory=list)
+    poll: bool = False
+    poll_interval: float = Field(default=1.0, gt=0, le=60)
+    batch_lines: int = Field(default=4000, ge=1, le=100_000)
+    batch_seconds: float = Field(default=0.25, gt=0, le=10)
+    max_line_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    close_inactive: float = Field(default=300.0, gt=0)
+    generic: list[GenericStream] = Field(default_factory=list)
+
+    @field_validator("paths", mode="after")
+    @classmethod
+    def _expand(cls, paths: list[Path]) -> list[Path]:
+        return [p.expanduser() for p in paths]
+
+
+class PrivacyConfig(Section):
+    user_fields: list[str] = Field(
+        default_factory=lambda: ["userId", "user_id", "user", "username", "uniqueId", "user_email"]
+    )
+    dead_letter_bytes: int = Field(default=4096, ge=256, le=65536)
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """Every knob of skilld, with defaults that work out of the box."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SKILLD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(default_factory=default_home)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        return home.expanduser().absolute()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def telemetry_paths(self) -> list[Path]:
+        """The directories to watch: configured ones, or `<home>/telemetry` when none are."""
+        return self.telemetry.paths or [self.home / "telemetry"]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+    return f"config: {key}: {message}{shown}"
+
+
+def load_settings(config_file: Path | None = None, home: Path | None = None) -> Settings:
+    """Load settings: explicit arguments, then SKILLD_* variables, then the TOML file, then defaults."""
+    explicit = config_file or (Path(os.environ["SKILLD_CONFIG"]) if os.environ.get("SKILLD_CONFIG") else None)
+    path = explicit or default_config_file()
+    if explicit is not None and not path.is_file():
+        raise ConfigError(f"config: file {path} does not exist")
+    bound = type(
+        "Settings",
+        (Settings,),
+        {"model_config": {**Settings.model_config, "toml_file": path if path.is_file() else None}},
+    )
+    overrides: dict[str, Any] = {"home": home} if home is not None else {}
+    try:
+        settings: Settings = bound(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0])) from None
+    except ValueError as exc:  # malformed TOML, or malformed JSON in an environment variable
+        raise ConfigError(f"config: {path}: {str(exc).splitlines()[0]}") from None
+    return settings

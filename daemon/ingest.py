@@ -1,0 +1,183 @@
+"""Turning lines into stored events: parse, redact, adapt, and commit with the offsets they came from."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from daemon.adapters.base import Adapter, AdapterError
+from daemon.adapters.registry import AdapterRegistry, unknown_reading
+from daemon.interaction import OWN_KEY, Reading
+from daemon.privacy import Privacy
+from daemon.sources.files import RawLine, tail_hash
+from daemon.sources.tailer import FollowedFile, Tailer
+from storage.events import Batch, EventStore, FileRow, Progress
+
+log = logging.getLogger(__name__)
+
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+@dataclass
+class IngestReport:
+    """What one ingestion run did."""
+
+    files: int = 0
+    lines: int = 0
+    events: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    pending_bytes: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def event_id(row: FileRow, line: RawLine) -> str:
+    """A stable id for the line at one offset of one file identity (the same in a copy of the file)."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{row.fingerprint}:{row.generation}:{line.offset}:".encode())
+    h.update(line.digest if line.too_long else line.data)
+    return h.hexdigest()
+
+
+class Ingestor:
+    """Reads followed files in bounded batches and commits each batch with its offsets in one transaction."""
+
+    def __init__(self, store: EventStore, tailer: Tailer, privacy: Privacy, registry: AdapterRegistry,
+                 dead_letter_bytes: int, max_line_bytes: int) -> None:
+        self.store = store
+        self.tailer = tailer
+        self.privacy = privacy
+        self.registry = registry
+        self.dead_letter_bytes = dead_letter_bytes
+        self.max_line_bytes = max_line_bytes
+
+    # -- one line ------------------------------------------------------------------------------------------
+    def dead_letter(self, row: FileRow, line: RawLine, eid: str, reason: str) -> tuple[Any, ...]:
+        """A dead-letter row: where the line was, why, and its redacted, capped beginning."""
+        window = line.data[: self.dead_letter_bytes * 2].decode("utf-8", "replace")
+        content = self.privacy.redactor.text(window)[: self.dead_letter_bytes]
+        return (eid, row.id, line.offset, line.length, reason, content)
+
+    def interpret(
+        self, row: FileRow, adapter: Adapter | None, hint: str | None, line: RawLine
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """An ("event", row) or ("dead", row) for one line of a file, or None for a blank line."""
+        eid = event_id(row, line)
+        if line.too_long:
+            return "dead", self.dead_letter(
+                row, line, eid, f"line of {line.length} bytes is longer than telemetry.max_line_bytes"
+            )
+        try:
+            text = line.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return "dead", self.dead_letter(row, line, eid, f"invalid UTF-8 at byte {exc.start}")
+        if not text.strip():
+            return None
+        try:
+            obj = orjson.loads(line.data)
+        except orjson.JSONDecodeError as exc:
+            return "dead", self.dead_letter(row, line, eid, f"invalid JSON at byte {exc.pos}: {exc.msg}")
+        if not isinstance(obj, dict):
+            kind = "null" if obj is None else _JSON_KINDS.get(type(obj), type(obj).__name__)
+            return "dead", self.dead_letter(row, line, eid, f"not a JSON object but {kind}")
+        try:
+            record, changed = self.privacy.record(obj, text)
+            reading = self._read(adapter, hint, record)
+        except AdapterError as exc:
+            return "dead", self.dead_letter(row, line, eid, str(exc))
+        except RecursionError:
+            return "dead", self.dead_letter(row, line, eid, "nesting too deep to read")
+        key = reading.key
+        if key == OWN_KEY:
+            key = f"{reading.source}:{eid}"
+        user = next((record[k] for k in self.privacy.user_fields if isinstance(record.get(k), str)), None)
+        stamp = reading.timestamp.isoformat() if reading.timestamp is not None else None
+        stored = orjson.dumps(record).decode() if changed else text
+        return "event", (eid, row.id, line.offset, reading.source, reading.type, key, user, stamp, stored)
+
+    def _read(self, adapter: Adapter | None, hint: str | None, record: dict[str, Any]) -> Reading:
+        if adapter is not None:
+            return adapter.read(record, hint)
+        adapter = self.registry.by_shape(record)
+        if adapter is not None:
+            try:
+                return adapter.read(record, None)
+            except AdapterError:
+                pass  # looks like a known stream but is not one: an object of an unknown stream
+        return unknown_reading(record)
+
+    # -- batches -------------------------------------------------------------------------------------------
+    def fill(self, batch: Batch, followed: FollowedFile, max_lines: int) -> int:
+        """Read up to max_lines lines of one file into a batch; return how many were read."""
+        lines = self.tailer.read(followed, max_lines)
+        if not lines:
+            return 0
+        stream: str | None = None
+        for line in lines:
+            try:
+                result = self.interpret(followed.row, followed.adapter, followed.hint, line)
+            except Exception as exc:  # a bug of ours must not stop ingestion or lose the line
+                log.exception("internal error reading a line", extra={"path": str(followed.path)})
+                eid = event_id(followed.row, line)
+                result = "dead", self.dead_letter(followed.row, line, eid, f"internal error: {type(exc).__name__}")
+            if result is None:
+                continue
+            kind, values = result
+            if kind == "event":
+                batch.events.append(values)
+                stream = values[3]
+            else:
+                batch.dead_letters.append(values)
+        reader = followed.reader
+        progress = batch.progress.get(followed.row.id)
+        count = len(lines) + (progress.lines if progress else 0)
+        batch.progress[followed.row.id] = Progress(reader.position, tail_hash(reader.tail), len(reader.tail), count)
+        batch.lines += len(lines)
+        if followed.row.stream is None:
+            # A file is counted under the stream its name selects, else the one its first records show.
+            stream = followed.adapter.name if followed.adapter is not None else stream
+            if stream is not None:
+                followed.row.stream = stream
+                self.store.set_stream(followed.row.id, stream)
+        return len(lines)
+
+    def commit(self, batch: Batch, report: IngestReport) -> None:
+        """Commit a batch and count what it added."""
+        if not batch.progress:
+            return
+        added = self.store.commit(batch)
+        report.lines += batch.lines
+        report.events += added
+        report.duplicates += len(batch.events) - added
+        report.dead_letters += len(batch.dead_letters)
+
+    def pump(self, files: list[FollowedFile], max_lines: int, max_seconds: float, report: IngestReport) -> int:
+        """Read the given files into batches bounded in lines and time, committing each; return lines read."""
+        total = 0
+        batch = Batch()
+        deadline = time.monotonic() + max_seconds
+        for followed in files:
+            if self.tailer.changed_identity(followed):
+                replacement = self.tailer.reidentify(followed)
+                if replacement is None:
+                    continue
+                followed = replacement
+            while True:
+                room = max_lines - batch.lines
+                got = self.fill(batch, followed, min(room, 2000))
+                total += got
+                if batch.lines >= max_lines or time.monotonic() >= deadline:
+                    self.commit(batch, report)
+                    batch = Batch()
+                    deadline = time.monotonic() + max_seconds
+                if got == 0:
+                    break
+        self.commit(batch, report)
+        return total

@@ -1,0 +1,215 @@
+"""Redaction of secrets and personal data, and keyed hashing of user ids, before anything is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Replacement = str | Callable[[re.Match[str]], str]
+
+
+def placeholder(kind: str) -> str:
+    """The typed placeholder that stands where a redacted value was."""
+    return f"[REDACTED:{kind}]"
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return placeholder("CARD") if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+
+
+_SECRET_WORDS = (
+    r"password|passwd|passphrase|pwd|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key"
+    r"|secret[_-]?key|private[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|token"
+    r"|credentials?|aws_secret_access_key"
+)
+SECRET_KEY = re.compile(rf"(?i)^(?:.*[_-])?(?:{_SECRET_WORDS})$")
+
+_API_KEY_BODY = (
+    r"(?:sk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"
+    r"|(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"
+    r"|AIza[0-9A-Za-z_-]{35}|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}"
+    r"|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}|gsk_[A-Za-z0-9]{40,}|r8_[A-Za-z0-9]{30,})"
+)
+_API_KEY = r"\b" + _API_KEY_BODY
+# Between a secret's name and its value in raw JSON: quotes, escaped quotes, whitespace or its escapes.
+_GAP = r"""[\\"']{0,2}(?:\s|\\[nrt])*"""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of secret: a precise pattern, and a cheap RE2 trigger that matches wherever it could."""
+
+    kind: str
+    pattern: str
+    trigger: str
+    replacement: Replacement | None = None
+
+
+# Ordered: structured secrets first, so that a JWT is not half-eaten by a looser pattern. Each trigger
+# is a superset of its pattern that RE2 can scan for (no look-arounds), and stays one in raw JSON text
+# (no leading \b, escapes allowed where whitespace is) except for \u and \/ escapes, which callers check.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "PRIVATE_KEY",
+        r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:.|\n)*?"
+        r"(?:-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|\Z)",
+        r"PRIVATE KEY",
+    ),
+    Rule("JWT", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ"),
+    Rule("URL_CREDENTIALS", r"(?<=://)[^\s/:@]{1,256}:[^\s/@]{1,256}(?=@)", r"://[^\s/:@]+:[^\s/@]*@"),
+    Rule("API_KEY", _API_KEY, _API_KEY_BODY),
+    Rule("TOKEN", r"(?<=[Bb]earer )[A-Za-z0-9._~+/-]{12,}=*", r"[Bb]earer [A-Za-z0-9._~+/-]{12}"),
+    Rule(
+        "SECRET",
+        rf"(?<![A-Za-z])((?i:{_SECRET_WORDS})[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED)([^\s\"',;{{}}]{{3,}})",
+        rf"(?i:{_SECRET_WORDS}){_GAP}[:=]",
+        lambda m: m.group(1) + placeholder("SECRET"),
+    ),
+    Rule(
+        "EMAIL",
+        r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,}\b",
+        r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z]{2}",
+    ),
+    Rule("SSN", r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b", r"\d{3}-\d{2}-\d{4}"),
+    Rule("CARD", r"(?<![\d.-])(?:\d[ -]?){12,18}\d(?![\d-])", r"(?:\d[ -]?){12,18}\d", _card),
+    Rule(
+        "PHONE",
+        r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w-])"
+        r"|(?<![\w+])\+[1-9]\d{7,14}\b",
+        r"(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}|\+[1-9]\d{7,14}",
+    ),
+    Rule(
+        "IP",
+        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"
+        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
+        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:?){0,5}[0-9A-Fa-f]{1,4}(?![\w:])"
+        r"|(?<![\w:])::(?:[0-9A-Fa-f]{1,4}:?){0,6}[0-9A-Fa-f]{1,4}(?![\w:])",
+        r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]::|::[0-9A-Fa-f]|(?:[0-9A-Fa-f]{1,4}:){7}",
+    ),
+)
+
+
+class Redactor:
+    """Replaces secrets and personal data in text and JSON values with typed placeholders.
+
+    An RE2 set scan finds which rules could apply (in a few microseconds, and most strings have nothing);
+    only those rules then run their precise Python patterns.
+    """
+
+    def __init__(self, extra_patterns: dict[str, str] | None = None) -> None:
+        import re2
+
+        extra = tuple(Rule(kind.upper(), p, p) for kind, p in (extra_patterns or {}).items())
+        self.rules = RULES + extra
+        self._compiled = [re.compile(rule.pattern) for rule in self.rules]
+        self._replacements = [rule.replacement or placeholder(rule.kind) for rule in self.rules]
+        self._triggers = re2.Set.SearchSet(re2.Options())
+        for rule in self.rules:
+            self._triggers.Add(rule.trigger)
+        self._triggers.Compile()
+
+    def may_contain(self, text: str) -> bool:
+        """Whether any rule could match somewhere in text, or in the strings of a raw JSON text."""
+        return "\\u" in text or "\\/" in text or bool(self._triggers.Match(text))
+
+    def text(self, value: str) -> str:
+        """Redact one string."""
+        hits = self._triggers.Match(value)
+        if not hits:
+            return value
+        for index in sorted(hits):
+            value = self._compiled[index].sub(self._replacements[index], value)
+        return value
+
+    def value(self, value: Any, key: str = "") -> Any:
+        """Redact every string inside a JSON value; values under secret-named keys are replaced whole."""
+        if isinstance(value, str):
+            if key and value and SECRET_KEY.match(key) and not value.startswith("[REDACTED"):
+                return placeholder("SECRET")
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, key) for v in value]
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**8:
+            text = str(value)
+            redacted = self.text(text)
+            return value if redacted == text else redacted
+        return value
+
+
+class UserHasher:
+    """Hashes user ids with a per-install secret, so they stay joinable but are not readable."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def from_home(cls, home: Path) -> UserHasher:
+        """Load the install's key from `<home>/secret.key`, creating it (mode 0600) on first use."""
+        path = home / "secret.key"
+        try:
+            return cls(bytes.fromhex(path.read_text().strip()))
+        except FileNotFoundError:
+            pass
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key.hex())
+            handle.flush()
+            os.fsync(handle.fileno())
+        return cls(key)
+
+    def hash(self, user_id: object) -> str:
+        """A stable opaque id for one user."""
+        digest = hmac.new(self._key, str(user_id).encode(), hashlib.sha256).hexdigest()
+        return f"user:{digest[:24]}"
+
+
+class Privacy:
+    """Everything done to a record before it is stored: user ids hashed, then every string redacted."""
+
+    def __init__(self, redactor: Redactor, hasher: UserHasher, user_fields: list[str]) -> None:
+        self.redactor = redactor
+        self.hasher = hasher
+        self.user_fields = frozenset(user_fields)
+
+    def record(self, record: dict[str, Any], raw: str | None = None) -> tuple[dict[str, Any], bool]:
+        """A telemetry record that is safe to store, and whether it differs from the input.
+
+        With the raw JSON text, one scan of it decides whether any string needs a closer look.
+        """
+        users = [key for key in self.user_fields if key in record]
+        if raw is not None and not users and not self.redactor.may_contain(raw):
+            return record, False
+        if raw is not None and not self.redactor.may_contain(raw):
+            out = dict(record)
+        else:
+            out = {key: self.redactor.value(value, key) for key, value in record.items()}
+        for key in users:
+            value = record[key]
+            if value is not None and not isinstance(value, dict | list):
+                out[key] = self.hasher.hash(value)
+            elif value is not None:
+                out[key] = placeholder("USER")
+        return out, True

@@ -1,0 +1,1 @@
+"""Telemetry sources: finding files, following them safely, and waking up when they change."""

@@ -1,0 +1,82 @@
+"""`skilld status`: counts and health of every stage, read from the stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from storage.db import schema_version
+from storage.events import EventStore
+
+
+def _lag(path: str, dev: int | None, inode: int | None, offset: int, compressed: bool) -> int:
+    """Bytes of a file not read yet (0 for a file gone, replaced, or compressed and read)."""
+    if compressed or dev is None:
+        return 0
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0
+    if (st.st_dev, st.st_ino) != (dev, inode):
+        return 0
+    return max(0, st.st_size - offset)
+
+
+def dataset_examples(home: Path) -> int:
+    """Records in the fine-tuning dataset (0 until the learning loop writes one)."""
+    path = home / "datasets" / "finetune.jsonl"
+    if not path.exists():
+        return 0
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def status_report(store: EventStore, home: Path) -> dict[str, Any]:
+    """Every stage's counts, and per source: files, bytes read, lines, events, dead letters, lag."""
+    sources: dict[str, dict[str, Any]] = {}
+
+    def source(name: str | None) -> dict[str, Any]:
+        key = name or "unidentified"
+        return sources.setdefault(
+            key,
+            {"name": key, "files": 0, "bytes_read": 0, "lines": 0, "events": 0, "dead_letters": 0,
+             "lag_bytes": 0, "types": {}},
+        )
+
+    for row in store.grouped(
+        'SELECT f.stream, COUNT(*), SUM(f."offset"), SUM(f.lines) FROM files f GROUP BY f.stream'
+    ):
+        entry = source(row[0])
+        entry["files"], entry["bytes_read"], entry["lines"] = row[1], row[2] or 0, row[3] or 0
+    for path, dev, inode, offset, compressed, stream in store.grouped(
+        'SELECT path, dev, inode, "offset", compressed, stream FROM files'
+    ):
+        source(stream)["lag_bytes"] += _lag(path, dev, inode, offset, bool(compressed))
+    for stream, count in store.grouped(
+        "SELECT f.stream, COUNT(*) FROM dead_letters d JOIN files f ON f.id = d.file_id GROUP BY f.stream"
+    ):
+        source(stream)["dead_letters"] = count
+    for stream, kind, count in store.grouped(
+        "SELECT f.stream, e.type, COUNT(*) FROM events e JOIN files f ON f.id = e.file_id GROUP BY f.stream, e.type"
+    ):
+        entry = source(stream)
+        entry["events"] += count
+        entry["types"][kind] = count
+    return {
+        "home": str(home),
+        "schema_version": schema_version(store.db),
+        "events": store.scalar("SELECT COUNT(*) FROM events"),
+        "interactions": store.scalar(
+            "SELECT COUNT(DISTINCT interaction_key) FROM events WHERE interaction_key IS NOT NULL"
+        ),
+        "dead_letters": store.scalar("SELECT COUNT(*) FROM dead_letters"),
+        "scored": 0,
+        "high_value": 0,
+        "pending_extractions": 0,
+        "parked_extractions": 0,
+        "skills": 0,
+        "dataset_examples": dataset_examples(home),
+        "lag_bytes": sum(s["lag_bytes"] for s in sources.values()),
+        "sources": sorted(sources.values(), key=lambda s: str(s["name"])),
+    }

@@ -1,0 +1,1 @@
+"""skilld extractors: turning a valuable interaction into a reusable skill pattern."""

@@ -1,0 +1,1 @@
+"""skilld storage: the SQLite event store and, later, vectors, skills and datasets."""

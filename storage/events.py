@@ -1,0 +1,203 @@
+"""The SQLite event store: telemetry files and their committed offsets, events, and dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from storage.db import open_database
+
+
+def now_iso() -> str:
+    """The current time as an ISO string in UTC."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class FileRow:
+    """One physical telemetry file skilld reads, with the identity its events are keyed by."""
+
+    id: int
+    fingerprint: str
+    generation: int
+    path: str
+    dev: int | None
+    inode: int | None
+    compressed: bool
+    stream: str | None
+    offset: int
+    tail_hash: str | None
+    tail_len: int
+    lines: int
+
+
+@dataclass
+class Progress:
+    """How far one file was read in a batch: the new offset and the bytes just before it."""
+
+    offset: int
+    tail_hash: str
+    tail_len: int
+    lines: int = 0
+
+
+@dataclass
+class Batch:
+    """Everything one transaction commits: events, dead letters, and the offsets they came from."""
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    dead_letters: list[tuple[Any, ...]] = field(default_factory=list)
+    progress: dict[int, Progress] = field(default_factory=dict)
+    lines: int = 0
+
+    def __len__(self) -> int:
+        return self.lines
+
+
+_FILE_COLUMNS = (
+    'id, fingerprint, generation, path, dev, inode, compressed, stream, "offset", tail_hash, tail_len, lines'
+)
+
+
+class EventStore:
+    """Events and dead letters, committed together with the file offsets that produced them."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, home: Path) -> EventStore:
+        """Open the store under a skilld home."""
+        return cls(open_database(home / "skilld.db"))
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.conn.close()
+
+    # -- files -------------------------------------------------------------------------------------------
+    def _files(self, where: str, params: tuple[Any, ...]) -> list[FileRow]:
+        rows = self.db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE {where} ORDER BY id", params).fetchall()
+        return [FileRow(*row[:6], bool(row[6]), *row[7:]) for row in rows]
+
+    def file_by_inode(self, dev: int, inode: int) -> FileRow | None:
+        """The file row last seen at this device and inode."""
+        rows = self._files("dev = ? AND inode = ?", (dev, inode))
+        return rows[-1] if rows else None
+
+    def files_by_fingerprint(self, fingerprint: str) -> list[FileRow]:
+        """Every file row whose content starts with the same first line."""
+        return self._files("fingerprint = ?", (fingerprint,))
+
+    def file(self, file_id: int) -> FileRow | None:
+        """One file row."""
+        rows = self._files("id = ?", (file_id,))
+        return rows[0] if rows else None
+
+    def all_files(self) -> list[FileRow]:
+        """Every file row."""
+        return self._files("1", ())
+
+    def add_file(
+        self, fingerprint: str, generation: int, path: str, dev: int | None, inode: int | None,
+        compressed: bool, stream: str | None, offset: int = 0, tail_hash: str | None = None, tail_len: int = 0,
+    ) -> FileRow:
+        """Register a physical file; a row that held the same inode before lets go of it."""
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            if dev is not None and inode is not None:
+                self.db.execute("UPDATE files SET dev = NULL, inode = NULL WHERE dev = ? AND inode = ?", (dev, inode))
+            cursor = self.db.execute(
+                'INSERT INTO files (fingerprint, generation, path, dev, inode, compressed, stream, "offset", '
+                "tail_hash, tail_len, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fingerprint, generation, path, dev, inode, int(compressed), stream, offset, tail_hash, tail_len,
+                 stamp, stamp),
+            )
+        file_id = cursor.lastrowid
+        assert file_id is not None
+        row = self.file(file_id)
+        assert row is not None
+        return row
+
+    def move_file(self, file_id: int, path: str) -> None:
+        """Record that a file is now found under another name (a rotation by rename)."""
+        with self.db.conn:
+            self.db.execute("UPDATE files SET path = ?, updated_at = ? WHERE id = ?", (path, now_iso(), file_id))
+
+    def set_stream(self, file_id: int, stream: str) -> None:
+        """Record which stream a file of unknown name turned out to hold."""
+        with self.db.conn:
+            self.db.execute("UPDATE files SET stream = ? WHERE id = ? AND stream IS NULL", (stream, file_id))
+
+    def max_generation(self, fingerprint: str) -> int:
+        """The highest generation of a fingerprint, -1 if none."""
+        row = self.db.execute("SELECT MAX(generation) FROM files WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return -1 if row[0] is None else int(row[0])
+
+    # -- the hot path -------------------------------------------------------------------------------------
+    def commit(self, batch: Batch) -> int:
+        """Commit a batch atomically; return how many events were new."""
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, '
+                "ts, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                batch.events,
+            )
+            added = self.db.conn.total_changes - before
+            if batch.dead_letters:
+                self.db.conn.executemany(
+                    'INSERT OR IGNORE INTO dead_letters (id, file_id, "offset", length, reason, content, created_at) '
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(*row, stamp) for row in batch.dead_letters],
+                )
+            self.db.conn.executemany(
+                'UPDATE files SET "offset" = ?, tail_hash = ?, tail_len = ?, lines = lines + ?, updated_at = ? '
+                "WHERE id = ?",
+                [(p.offset, p.tail_hash, p.tail_len, p.lines, stamp, fid) for fid, p in batch.progress.items()],
+            )
+        return added
+
+    # -- dead letters ------------------------------------------------------------------------------------
+    def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Dead letters, oldest first, with the file they came from."""
+        sql = (
+            'SELECT d.id, d.file_id, f.path, d."offset", d.length, d.reason, d.content, d.created_at '
+            "FROM dead_letters d JOIN files f ON f.id = d.file_id ORDER BY d.created_at, d.file_id, d.\"offset\""
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        keys = ("id", "file_id", "path", "offset", "length", "reason", "content", "created_at")
+        return [dict(zip(keys, row, strict=True)) for row in self.db.execute(sql).fetchall()]
+
+    def resolve_dead_letter(self, dead_letter_id: str, events: list[tuple[Any, ...]]) -> None:
+        """Replace a dead letter by the event it now reads as (or delete it when events is empty)."""
+        with self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.conn.executemany(
+                'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, '
+                "ts, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                events,
+            )
+            self.db.execute("DELETE FROM dead_letters WHERE id = ?", (dead_letter_id,))
+
+    def update_dead_letter(self, dead_letter_id: str, reason: str) -> None:
+        """Record the reason a replayed dead letter still fails."""
+        with self.db.conn:
+            self.db.execute("UPDATE dead_letters SET reason = ? WHERE id = ?", (reason, dead_letter_id))
+
+    # -- counts ------------------------------------------------------------------------------------------
+    def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """One integer from a query."""
+        row = self.db.execute(sql, params).fetchone()
+        return int(row[0] or 0)
+
+    def grouped(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a grouping query."""
+        return list(self.db.execute(sql).fetchall())
