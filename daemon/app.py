@@ -9,13 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from daemon.adapters.registry import AdapterRegistry
 from daemon.config import Settings
-from daemon.ingest import IngestReport, Ingestor
+from daemon.ingest import Ingestor, IngestReport
 from daemon.privacy import Privacy, Redactor, UserHasher
 from daemon.replay import replay_dead_letters
 from daemon.sources.tailer import Tailer, find_files
@@ -60,15 +61,46 @@ class Skilld:
             self.store.close()
 
     # -- one-shot work -------------------------------------------------------------------------------------
-    def ingest(self, paths: list[Path], learn: bool = True) -> IngestReport:
-        """Read files and directories to their end once and store their events (idempotent)."""
+    def ingest(self, paths: list[Path], learn: bool = True, workers: int = 1) -> IngestReport:
+        """Read files and directories to their end once and store their events (idempotent).
+
+        With workers > 1 the files are shared among forked processes, each committing its own batches;
+        only for a process without threads (the CLI with no daemon), as fork requires.
+        """
         missing = [p for p in paths if not os.access(p, os.R_OK)]
         if missing:
             raise PathError(f"cannot read {missing[0]}: no such file or permission denied")
+        files = list(find_files(paths))
+        groups = share_by_size(files, workers)
+        if len(groups) <= 1:
+            return self._ingest_files(files)
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        children = []
+        for group in groups[1:]:
+            receiver, sender = context.Pipe(duplex=False)
+            child = context.Process(target=_ingest_in_child, args=(self.settings, group, sender), daemon=True)
+            child.start()
+            sender.close()
+            children.append((child, receiver))
+        report = self._ingest_files(groups[0])
+        for child, receiver in children:
+            try:
+                outcome = receiver.recv()
+            except EOFError:
+                outcome = f"ingest worker {child.pid} died"
+            child.join()
+            if isinstance(outcome, str):
+                raise RuntimeError(outcome)
+            report.add(outcome)
+        return report
+
+    def _ingest_files(self, files: list[Path]) -> IngestReport:
         report = IngestReport()
         t = self.settings.telemetry
         with self.lock:
-            for path in find_files(paths):
+            for path in files:
                 followed = self.tailer.follow(path)
                 if followed is None:
                     continue
@@ -119,8 +151,10 @@ class Skilld:
                 ensure_private_dir(path)
         watcher = Watcher(self.settings.telemetry_paths, poll=t.poll, interval=t.poll_interval)
         watcher.start()
-        log.info("skilld running", extra={"home": str(self.home),
-                                          "telemetry": [str(p) for p in self.settings.telemetry_paths]})
+        log.info(
+            "skilld running",
+            extra={"home": str(self.home), "telemetry": [str(p) for p in self.settings.telemetry_paths]},
+        )
         if ready is not None:
             ready.set()
         last_scan = 0.0
@@ -135,6 +169,40 @@ class Skilld:
         finally:
             watcher.stop()
             log.info("skilld stopped")
+
+
+# Below this many bytes a second process costs more than it saves.
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+
+
+def share_by_size(files: list[Path], workers: int) -> list[list[Path]]:
+    """Split files into at most `workers` groups of similar total size, keeping each group oldest first."""
+    sizes = {path: path.stat().st_size for path in files if path.exists()}
+    if workers <= 1 or len(sizes) < 2 or sum(sizes.values()) < PARALLEL_MIN_BYTES:
+        return [files]
+    groups: list[list[Path]] = [[] for _ in range(min(workers, len(sizes)))]
+    totals = [0] * len(groups)
+    for path in sorted(sizes, key=sizes.__getitem__, reverse=True):
+        smallest = totals.index(min(totals))
+        groups[smallest].append(path)
+        totals[smallest] += sizes[path]
+    order = {path: i for i, path in enumerate(files)}
+    return [sorted(group, key=order.__getitem__) for group in groups]
+
+
+def _ingest_in_child(settings: Settings, files: list[Path], sender: Connection) -> None:
+    # A forked child: it must not touch the parent's SQLite connection, so it opens its own stores.
+    try:
+        app = Skilld(settings)
+        try:
+            sender.send(app._ingest_files(files))
+        finally:
+            app.close()
+    except Exception as exc:
+        log.exception("ingest worker failed")
+        sender.send(f"ingest worker failed: {exc}")
+    finally:
+        sender.close()
 
 
 @contextmanager

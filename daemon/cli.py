@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -46,8 +47,9 @@ class Context:
         return self._settings
 
 
-def dispatch(ctx: Context, command: str, payload: dict[str, Any], local: Callable[[Skilld], Any],
-             exclusive: bool = True) -> Any:
+def dispatch(
+    ctx: Context, command: str, payload: dict[str, Any], local: Callable[[Skilld], Any], exclusive: bool = True
+) -> Any:
     """Run a command in the daemon if one answers, else here on the stores under the home's lock."""
     from daemon.app import PathError, Skilld
     from storage.db import ensure_private_dir
@@ -134,7 +136,7 @@ def run(ctx: Context) -> None:
 def handlers(app: Skilld) -> dict[str, control.Handler]:
     """What the daemon answers on its socket: the same functions the commands run locally."""
     return {
-        "ping": lambda payload: {"pid": __import__("os").getpid()},
+        "ping": lambda payload: {"pid": os.getpid()},
         "status": lambda payload: app.status(),
         "ingest": lambda payload: app.ingest([Path(p) for p in payload["paths"]], payload.get("learn", True)).as_dict(),
         "deadletters.list": lambda payload: app.dead_letters(payload.get("limit")),
@@ -154,13 +156,14 @@ def ingest(ctx: Context, paths: tuple[Path, ...], no_learn: bool, as_json: bool)
         if not path.exists():
             raise Failure(f"cannot read {path}: no such file or directory")
     payload = {"paths": [str(p) for p in absolute], "learn": not no_learn}
-    report = dispatch(ctx, "ingest", payload, lambda app: app.ingest(absolute, not no_learn).as_dict())
+    workers = ctx.settings.telemetry.ingest_workers or os.cpu_count() or 1
+    report = dispatch(ctx, "ingest", payload, lambda app: app.ingest(absolute, not no_learn, workers).as_dict())
 
     def human(r: dict[str, int]) -> None:
         click.echo(
             f"{r['files']} files, {r['lines']} lines: {r['events']} new events, {r['duplicates']} already stored, "
-            f"{r['dead_letters']} dead letters" + (f", {r['pending_bytes']} bytes of unfinished lines left" if
-                                                   r["pending_bytes"] else ""),
+            f"{r['dead_letters']} dead letters"
+            + (f", {r['pending_bytes']} bytes of unfinished lines left" if r["pending_bytes"] else ""),
             err=True,
         )
 
@@ -175,8 +178,18 @@ def status(ctx: Context, as_json: bool) -> None:
     report = dispatch(ctx, "status", {}, lambda app: app.status(), exclusive=False)
 
     def human(r: dict[str, Any]) -> None:
-        keys = ("events", "interactions", "dead_letters", "scored", "high_value", "pending_extractions",
-                "parked_extractions", "skills", "dataset_examples", "lag_bytes")
+        keys = (
+            "events",
+            "interactions",
+            "dead_letters",
+            "scored",
+            "high_value",
+            "pending_extractions",
+            "parked_extractions",
+            "skills",
+            "dataset_examples",
+            "lag_bytes",
+        )
         for key in keys:
             click.echo(f"{key:>20}: {r[key]}", err=True)
         for s in r["sources"]:

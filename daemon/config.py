@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,6 +62,7 @@ class TelemetryConfig(Section):
     batch_seconds: float = Field(default=0.25, gt=0, le=10)
     max_line_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     close_inactive: float = Field(default=300.0, gt=0)
+    ingest_workers: int = Field(default=0, ge=0, le=64)
     generic: list[GenericStream] = Field(default_factory=list)
 
     @field_validator("paths", mode="after")
@@ -118,7 +120,7 @@ class Settings(BaseSettings):
         return self.telemetry.paths or [self.home / "telemetry"]
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"])
     if error["type"] == "extra_forbidden":

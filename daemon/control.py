@@ -72,7 +72,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         command = self.path.removeprefix("/v1/")
         handler = self.server.handlers.get(command)
         if handler is None:

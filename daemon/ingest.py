@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from daemon.adapters.base import Adapter, AdapterError
+from daemon.adapters.base import Adapter, AdapterError, as_utc
 from daemon.adapters.registry import AdapterRegistry, unknown_reading
 from daemon.interaction import OWN_KEY, Reading
 from daemon.privacy import Privacy
@@ -37,6 +37,11 @@ class IngestReport:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
+    def add(self, other: IngestReport) -> None:
+        """Add another run's counts to this one."""
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
 
 def event_id(row: FileRow, line: RawLine) -> str:
     """A stable id for the line at one offset of one file identity (the same in a copy of the file)."""
@@ -49,8 +54,15 @@ def event_id(row: FileRow, line: RawLine) -> str:
 class Ingestor:
     """Reads followed files in bounded batches and commits each batch with its offsets in one transaction."""
 
-    def __init__(self, store: EventStore, tailer: Tailer, privacy: Privacy, registry: AdapterRegistry,
-                 dead_letter_bytes: int, max_line_bytes: int) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        tailer: Tailer,
+        privacy: Privacy,
+        registry: AdapterRegistry,
+        dead_letter_bytes: int,
+        max_line_bytes: int,
+    ) -> None:
         self.store = store
         self.tailer = tailer
         self.privacy = privacy
@@ -88,7 +100,7 @@ class Ingestor:
             kind = "null" if obj is None else _JSON_KINDS.get(type(obj), type(obj).__name__)
             return "dead", self.dead_letter(row, line, eid, f"not a JSON object but {kind}")
         try:
-            record, changed = self.privacy.record(obj, text)
+            record, user, changed = self.privacy.record(obj, line.data)
             reading = self._read(adapter, hint, record)
         except AdapterError as exc:
             return "dead", self.dead_letter(row, line, eid, str(exc))
@@ -97,8 +109,7 @@ class Ingestor:
         key = reading.key
         if key == OWN_KEY:
             key = f"{reading.source}:{eid}"
-        user = next((record[k] for k in self.privacy.user_fields if isinstance(record.get(k), str)), None)
-        stamp = reading.timestamp.isoformat() if reading.timestamp is not None else None
+        stamp = as_utc(reading.timestamp).isoformat() if reading.timestamp is not None else None
         stored = orjson.dumps(record).decode() if changed else text
         return "event", (eid, row.id, line.offset, reading.source, reading.type, key, user, stamp, stored)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -52,20 +51,42 @@ class Interaction(BaseModel):
     event_ids: list[str] = Field(default_factory=list)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A timestamp in UTC; a naive one is taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 # A Reading's key when its event is an interaction on its own: the key becomes `<source>:<event id>`.
 OWN_KEY = "@event"
 
 
-@dataclass(frozen=True)
 class Reading:
-    """What an adapter read from one record: its type, the interaction it belongs to, and its fields."""
+    """What an adapter read from one record: its type, the interaction it belongs to, and its fields.
 
-    source: str
-    type: str
-    key: str | None = None
-    kind: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
-    timestamp: datetime | None = None
+    The fields are built only when asked for (when interactions are folded), not on the ingest path.
+    """
+
+    __slots__ = ("_fields", "_make", "key", "kind", "source", "timestamp", "type")
+
+    def __init__(
+        self,
+        source: str,
+        type: str,
+        key: str | None = None,
+        kind: str | None = None,
+        timestamp: datetime | None = None,
+        make: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.source, self.type, self.key, self.kind, self.timestamp = source, type, key, kind, timestamp
+        self._make = make
+        self._fields: dict[str, Any] | None = None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The Interaction fields this record contributes."""
+        if self._fields is None:
+            self._fields = self._make() if self._make is not None else {}
+        return self._fields
 
 
 def fold(key: str, readings: Iterable[tuple[str, Reading]]) -> Interaction:
@@ -77,10 +98,10 @@ def fold(key: str, readings: Iterable[tuple[str, Reading]]) -> Interaction:
             merged["kind"] = reading.kind
         merged["event_ids"].append(event_id)
         if reading.timestamp is not None:
-            start = merged.get("started_at")
-            merged["started_at"] = reading.timestamp if start is None else min(start, reading.timestamp)
-            end = merged.get("ended_at")
-            merged["ended_at"] = reading.timestamp if end is None else max(end, reading.timestamp)
+            when = as_utc(reading.timestamp)
+            start, end = merged.get("started_at"), merged.get("ended_at")
+            merged["started_at"] = when if start is None else min(start, when)
+            merged["ended_at"] = when if end is None else max(end, when)
         for name, value in reading.fields.items():
             if value is None:
                 continue

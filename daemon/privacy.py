@@ -128,9 +128,9 @@ class Redactor:
             self._triggers.Add(rule.trigger)
         self._triggers.Compile()
 
-    def may_contain(self, text: str) -> bool:
-        """Whether any rule could match somewhere in text, or in the strings of a raw JSON text."""
-        return "\\u" in text or "\\/" in text or bool(self._triggers.Match(text))
+    def may_contain(self, raw: bytes) -> bool:
+        """Whether any rule could match in the strings of a raw JSON text (UTF-8 bytes)."""
+        return b"\\u" in raw or b"\\/" in raw or bool(self._triggers.Match(raw))
 
     def text(self, value: str) -> str:
         """Redact one string."""
@@ -163,6 +163,7 @@ class UserHasher:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self._cache: dict[str, str] = {}  # a workstation has few users; HMAC per record is measurable
 
     @classmethod
     def from_home(cls, home: Path) -> UserHasher:
@@ -182,8 +183,14 @@ class UserHasher:
 
     def hash(self, user_id: object) -> str:
         """A stable opaque id for one user."""
-        digest = hmac.new(self._key, str(user_id).encode(), hashlib.sha256).hexdigest()
-        return f"user:{digest[:24]}"
+        text = str(user_id)
+        hashed = self._cache.get(text)
+        if hashed is None:
+            digest = hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+            hashed = f"user:{digest[:24]}"
+            if len(self._cache) < 10_000:
+                self._cache[text] = hashed
+        return hashed
 
 
 class Privacy:
@@ -194,22 +201,22 @@ class Privacy:
         self.hasher = hasher
         self.user_fields = frozenset(user_fields)
 
-    def record(self, record: dict[str, Any], raw: str | None = None) -> tuple[dict[str, Any], bool]:
-        """A telemetry record that is safe to store, and whether it differs from the input.
+    def record(self, record: dict[str, Any], raw: bytes | None = None) -> tuple[dict[str, Any], str | None, bool]:
+        """A telemetry record safe to store, its (hashed) user, and whether it differs from the input.
 
-        With the raw JSON text, one scan of it decides whether any string needs a closer look.
+        With the record's raw JSON text, one scan of it decides whether any string needs a closer look.
         """
-        users = [key for key in self.user_fields if key in record]
-        if raw is not None and not users and not self.redactor.may_contain(raw):
-            return record, False
-        if raw is not None and not self.redactor.may_contain(raw):
-            out = dict(record)
-        else:
-            out = {key: self.redactor.value(value, key) for key, value in record.items()}
+        users = [key for key in self.user_fields if record.get(key) is not None]
+        clean = raw is not None and not self.redactor.may_contain(raw)
+        if clean and not users:
+            return record, None, False
+        out = dict(record) if clean else {key: self.redactor.value(value, key) for key, value in record.items()}
+        user: str | None = None
         for key in users:
             value = record[key]
-            if value is not None and not isinstance(value, dict | list):
-                out[key] = self.hasher.hash(value)
-            elif value is not None:
+            if isinstance(value, dict | list):
                 out[key] = placeholder("USER")
-        return out, True
+                continue
+            out[key] = self.hasher.hash(value)
+            user = user or out[key]
+        return out, user, True

@@ -40,13 +40,19 @@ def status_report(store: EventStore, home: Path) -> dict[str, Any]:
         key = name or "unidentified"
         return sources.setdefault(
             key,
-            {"name": key, "files": 0, "bytes_read": 0, "lines": 0, "events": 0, "dead_letters": 0,
-             "lag_bytes": 0, "types": {}},
+            {
+                "name": key,
+                "files": 0,
+                "bytes_read": 0,
+                "lines": 0,
+                "events": 0,
+                "dead_letters": 0,
+                "lag_bytes": 0,
+                "types": {},
+            },
         )
 
-    for row in store.grouped(
-        'SELECT f.stream, COUNT(*), SUM(f."offset"), SUM(f.lines) FROM files f GROUP BY f.stream'
-    ):
+    for row in store.grouped('SELECT f.stream, COUNT(*), SUM(f."offset"), SUM(f.lines) FROM files f GROUP BY f.stream'):
         entry = source(row[0])
         entry["files"], entry["bytes_read"], entry["lines"] = row[1], row[2] or 0, row[3] or 0
     for path, dev, inode, offset, compressed, stream in store.grouped(
@@ -65,7 +71,7 @@ def status_report(store: EventStore, home: Path) -> dict[str, Any]:
         entry["types"][kind] = count
     return {
         "home": str(home),
-        "schema_version": schema_version(store.db),
+        "schema_version": schema_version(store.conn),
         "events": store.scalar("SELECT COUNT(*) FROM events"),
         "interactions": store.scalar(
             "SELECT COUNT(DISTINCT interaction_key) FROM events WHERE interaction_key IS NOT NULL"

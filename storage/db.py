@@ -1,4 +1,9 @@
-"""Opening skilld's SQLite database: owner-only files, WAL mode, and versioned migrations at start."""
+"""Opening skilld's SQLite database: owner-only files, WAL mode, and versioned migrations at start.
+
+Migrations are written with sqlite-utils; the hot path uses the sqlite3 connection directly, and
+sqlite-utils (which imports numpy when present, ~150 ms) is imported only when a migration must run,
+so that store-only commands start fast.
+"""
 
 from __future__ import annotations
 
@@ -6,84 +11,112 @@ import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 
 
 def _v1_ingestion(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
-        CREATE TABLE files (
-            id INTEGER PRIMARY KEY,
-            fingerprint TEXT NOT NULL,
-            generation INTEGER NOT NULL DEFAULT 0,
-            path TEXT NOT NULL,
-            dev INTEGER,
-            inode INTEGER,
-            compressed INTEGER NOT NULL DEFAULT 0,
-            stream TEXT,
-            "offset" INTEGER NOT NULL DEFAULT 0,
-            tail_hash TEXT,
-            tail_len INTEGER NOT NULL DEFAULT 0,
-            lines INTEGER NOT NULL DEFAULT 0,
-            first_seen TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        CREATE INDEX files_fingerprint ON files(fingerprint, generation);
-        CREATE INDEX files_inode ON files(dev, inode);
-        CREATE TABLE events (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            file_id INTEGER NOT NULL REFERENCES files(id),
-            "offset" INTEGER NOT NULL,
-            source TEXT NOT NULL,
-            type TEXT NOT NULL,
-            interaction_key TEXT,
-            user_hash TEXT,
-            ts TEXT,
-            record TEXT NOT NULL
-        );
-        CREATE INDEX events_interaction ON events(interaction_key) WHERE interaction_key IS NOT NULL;
-        CREATE INDEX events_source_type ON events(source, type);
-        CREATE INDEX events_file ON events(file_id);
-        CREATE TABLE dead_letters (
-            id TEXT PRIMARY KEY,
-            file_id INTEGER NOT NULL REFERENCES files(id),
-            "offset" INTEGER NOT NULL,
-            length INTEGER NOT NULL,
-            reason TEXT NOT NULL,
-            content TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX dead_letters_file ON dead_letters(file_id);
-        """
+    files, events, dead_letters = db.table("files"), db.table("events"), db.table("dead_letters")
+    files.create(
+        {
+            "id": int,
+            "fingerprint": str,
+            "generation": int,
+            "path": str,
+            "dev": int,
+            "inode": int,
+            "compressed": int,
+            "stream": str,
+            "offset": int,
+            "tail_hash": str,
+            "tail_len": int,
+            "lines": int,
+            "first_seen": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={
+            "fingerprint",
+            "generation",
+            "path",
+            "compressed",
+            "offset",
+            "tail_len",
+            "lines",
+            "first_seen",
+            "updated_at",
+        },
+        defaults={"generation": 0, "compressed": 0, "offset": 0, "tail_len": 0, "lines": 0},
     )
+    files.create_index(["fingerprint", "generation"], index_name="files_fingerprint")
+    files.create_index(["dev", "inode"], index_name="files_inode")
+    events.create(
+        {
+            "seq": int,
+            "id": str,
+            "file_id": int,
+            "offset": int,
+            "source": str,
+            "type": str,
+            "interaction_key": str,
+            "user_hash": str,
+            "ts": str,
+            "record": str,
+        },
+        pk="seq",
+        not_null={"id", "file_id", "offset", "source", "type", "record"},
+        foreign_keys=[("file_id", "files", "id")],
+    )
+    events.create_index(["id"], index_name="events_id", unique=True)
+    db.execute("CREATE INDEX events_interaction ON events(interaction_key) WHERE interaction_key IS NOT NULL")
+    dead_letters.create(
+        {
+            "id": str,
+            "file_id": int,
+            "offset": int,
+            "length": int,
+            "reason": str,
+            "content": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"file_id", "offset", "length", "reason", "content", "created_at"},
+        foreign_keys=[("file_id", "files", "id")],
+    )
+    dead_letters.create_index(["file_id"], index_name="dead_letters_file")
 
 
 MIGRATIONS: list[Migration] = [_v1_ingestion]
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
+def schema_version(conn: sqlite3.Connection) -> int:
     """The schema version a database is at (SQLite's user_version)."""
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(db: sqlite_utils.Database, migrations: list[Migration] | None = None) -> int:
+def migrate(conn: sqlite3.Connection, migrations: list[Migration] | None = None) -> int:
     """Apply every migration past the database's version, each in its own transaction; return the version."""
     steps = MIGRATIONS if migrations is None else migrations
-    version = schema_version(db)
+    version = schema_version(conn)
     if version > len(steps):
         raise RuntimeError(f"database schema v{version} is newer than this skilld (v{len(steps)}); upgrade skilld")
+    if version == len(steps):
+        return version
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
     for number, step in enumerate(steps[version:], start=version + 1):
-        with db.conn:
-            db.execute("BEGIN IMMEDIATE")
-            if schema_version(db) >= number:  # another process migrated meanwhile
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if schema_version(conn) >= number:  # another process migrated meanwhile
                 continue
             step(db)
-            db.execute(f"PRAGMA user_version = {number}")
-    return schema_version(db)
+            conn.execute(f"PRAGMA user_version = {number}")
+    return schema_version(conn)
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -93,17 +126,16 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def open_database(path: Path) -> sqlite_utils.Database:
+def open_database(path: Path) -> sqlite3.Connection:
     """Open (creating and migrating) the database at path."""
     ensure_private_dir(path.parent)
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA busy_timeout = 30000")
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA cache_size = -65536")
-    migrate(db)
-    return db
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA cache_size = -65536")
+    migrate(conn)
+    return conn

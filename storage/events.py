@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 from storage.db import open_database
 
@@ -66,8 +65,8 @@ _FILE_COLUMNS = (
 class EventStore:
     """Events and dead letters, committed together with the file offsets that produced them."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
     @classmethod
     def open(cls, home: Path) -> EventStore:
@@ -76,12 +75,12 @@ class EventStore:
 
     def close(self) -> None:
         """Close the database connection."""
-        self.db.conn.close()
+        self.conn.close()
 
     # -- files -------------------------------------------------------------------------------------------
     def _files(self, where: str, params: tuple[Any, ...]) -> list[FileRow]:
-        rows = self.db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE {where} ORDER BY id", params).fetchall()
-        return [FileRow(*row[:6], bool(row[6]), *row[7:]) for row in rows]
+        rows = self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE {where} ORDER BY id", params).fetchall()
+        return [FileRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9], r[10], r[11]) for r in rows]
 
     def file_by_inode(self, dev: int, inode: int) -> FileRow | None:
         """The file row last seen at this device and inode."""
@@ -102,20 +101,41 @@ class EventStore:
         return self._files("1", ())
 
     def add_file(
-        self, fingerprint: str, generation: int, path: str, dev: int | None, inode: int | None,
-        compressed: bool, stream: str | None, offset: int = 0, tail_hash: str | None = None, tail_len: int = 0,
+        self,
+        fingerprint: str,
+        generation: int,
+        path: str,
+        dev: int | None,
+        inode: int | None,
+        compressed: bool,
+        stream: str | None,
+        offset: int = 0,
+        tail_hash: str | None = None,
+        tail_len: int = 0,
     ) -> FileRow:
         """Register a physical file; a row that held the same inode before lets go of it."""
         stamp = now_iso()
-        with self.db.conn:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             if dev is not None and inode is not None:
-                self.db.execute("UPDATE files SET dev = NULL, inode = NULL WHERE dev = ? AND inode = ?", (dev, inode))
-            cursor = self.db.execute(
+                self.conn.execute("UPDATE files SET dev = NULL, inode = NULL WHERE dev = ? AND inode = ?", (dev, inode))
+            cursor = self.conn.execute(
                 'INSERT INTO files (fingerprint, generation, path, dev, inode, compressed, stream, "offset", '
                 "tail_hash, tail_len, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (fingerprint, generation, path, dev, inode, int(compressed), stream, offset, tail_hash, tail_len,
-                 stamp, stamp),
+                (
+                    fingerprint,
+                    generation,
+                    path,
+                    dev,
+                    inode,
+                    int(compressed),
+                    stream,
+                    offset,
+                    tail_hash,
+                    tail_len,
+                    stamp,
+                    stamp,
+                ),
             )
         file_id = cursor.lastrowid
         assert file_id is not None
@@ -125,39 +145,39 @@ class EventStore:
 
     def move_file(self, file_id: int, path: str) -> None:
         """Record that a file is now found under another name (a rotation by rename)."""
-        with self.db.conn:
-            self.db.execute("UPDATE files SET path = ?, updated_at = ? WHERE id = ?", (path, now_iso(), file_id))
+        with self.conn:
+            self.conn.execute("UPDATE files SET path = ?, updated_at = ? WHERE id = ?", (path, now_iso(), file_id))
 
     def set_stream(self, file_id: int, stream: str) -> None:
         """Record which stream a file of unknown name turned out to hold."""
-        with self.db.conn:
-            self.db.execute("UPDATE files SET stream = ? WHERE id = ? AND stream IS NULL", (stream, file_id))
+        with self.conn:
+            self.conn.execute("UPDATE files SET stream = ? WHERE id = ? AND stream IS NULL", (stream, file_id))
 
     def max_generation(self, fingerprint: str) -> int:
         """The highest generation of a fingerprint, -1 if none."""
-        row = self.db.execute("SELECT MAX(generation) FROM files WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        row = self.conn.execute("SELECT MAX(generation) FROM files WHERE fingerprint = ?", (fingerprint,)).fetchone()
         return -1 if row[0] is None else int(row[0])
 
     # -- the hot path -------------------------------------------------------------------------------------
     def commit(self, batch: Batch) -> int:
         """Commit a batch atomically; return how many events were new."""
         stamp = now_iso()
-        with self.db.conn:
-            self.db.execute("BEGIN IMMEDIATE")
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            before = self.conn.total_changes
+            self.conn.executemany(
                 'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, '
                 "ts, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch.events,
             )
-            added = self.db.conn.total_changes - before
+            added = self.conn.total_changes - before
             if batch.dead_letters:
-                self.db.conn.executemany(
+                self.conn.executemany(
                     'INSERT OR IGNORE INTO dead_letters (id, file_id, "offset", length, reason, content, created_at) '
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(*row, stamp) for row in batch.dead_letters],
                 )
-            self.db.conn.executemany(
+            self.conn.executemany(
                 'UPDATE files SET "offset" = ?, tail_hash = ?, tail_len = ?, lines = lines + ?, updated_at = ? '
                 "WHERE id = ?",
                 [(p.offset, p.tail_hash, p.tail_len, p.lines, stamp, fid) for fid, p in batch.progress.items()],
@@ -169,35 +189,35 @@ class EventStore:
         """Dead letters, oldest first, with the file they came from."""
         sql = (
             'SELECT d.id, d.file_id, f.path, d."offset", d.length, d.reason, d.content, d.created_at '
-            "FROM dead_letters d JOIN files f ON f.id = d.file_id ORDER BY d.created_at, d.file_id, d.\"offset\""
+            'FROM dead_letters d JOIN files f ON f.id = d.file_id ORDER BY d.created_at, d.file_id, d."offset"'
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         keys = ("id", "file_id", "path", "offset", "length", "reason", "content", "created_at")
-        return [dict(zip(keys, row, strict=True)) for row in self.db.execute(sql).fetchall()]
+        return [dict(zip(keys, row, strict=True)) for row in self.conn.execute(sql).fetchall()]
 
     def resolve_dead_letter(self, dead_letter_id: str, events: list[tuple[Any, ...]]) -> None:
         """Replace a dead letter by the event it now reads as (or delete it when events is empty)."""
-        with self.db.conn:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.conn.executemany(
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
                 'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, '
                 "ts, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 events,
             )
-            self.db.execute("DELETE FROM dead_letters WHERE id = ?", (dead_letter_id,))
+            self.conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_letter_id,))
 
     def update_dead_letter(self, dead_letter_id: str, reason: str) -> None:
         """Record the reason a replayed dead letter still fails."""
-        with self.db.conn:
-            self.db.execute("UPDATE dead_letters SET reason = ? WHERE id = ?", (reason, dead_letter_id))
+        with self.conn:
+            self.conn.execute("UPDATE dead_letters SET reason = ? WHERE id = ?", (reason, dead_letter_id))
 
     # -- counts ------------------------------------------------------------------------------------------
     def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """One integer from a query."""
-        row = self.db.execute(sql, params).fetchone()
+        row = self.conn.execute(sql, params).fetchone()
         return int(row[0] or 0)
 
     def grouped(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a grouping query."""
-        return list(self.db.execute(sql).fetchall())
+        return list(self.conn.execute(sql).fetchall())

@@ -31,18 +31,22 @@ class AidbAdapter:
 
     def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
         r: AidbRecord = parse(AidbRecord, record, self.name)
+        key = OWN_KEY if r.query else None
+        return Reading(self.name, r.event_type, key, "query", r.timestamp, lambda: self.fields(r))
+
+    def fields(self, r: AidbRecord) -> dict[str, Any]:
+        """Interaction fields of one aidb event."""
         fields = r.signal_fields()
-        fields.update(model=r.model or r.llm_used, tokens_in=r.tokens_input, tokens_out=r.tokens_output,
-                      latency_ms=r.latency_ms)
+        fields.update(
+            model=r.model or r.llm_used, tokens_in=r.tokens_input, tokens_out=r.tokens_output, latency_ms=r.latency_ms
+        )
         if r.event_type == "error" or r.success is False:
             fields["outcome"] = "failure"
         elif r.success and "outcome" not in fields:
             fields["outcome"] = "success"
-        key = OWN_KEY if r.query else None
-        return Reading(self.name, r.event_type, key, "query", fields, r.timestamp)
+        return fields
 
     @staticmethod
     def recognizes(record: dict[str, Any]) -> bool:
         """Whether a record in a file of unknown name has the shape of an aidb event."""
         return record.get("event_type") in EVENT_TYPES and ("llm_used" in record or "tokens_input" in record)
-

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Protocol
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from daemon.interaction import Reading
+from daemon.interaction import Reading, as_utc
+
+__all__ = ["as_utc"]
 
 
 class AdapterError(ValueError):
@@ -23,18 +25,9 @@ class Adapter(Protocol):
         ...
 
 
-def _epoch_string(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        return float(value)
-    return value
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# ISO strings with or without a zone (naive ones are taken as UTC), or epoch seconds/milliseconds.
-Timestamp = Annotated[datetime, BeforeValidator(_epoch_string), AfterValidator(_as_utc)]
+# ISO strings with or without a zone, or epoch seconds/milliseconds (also as strings): pydantic's lax
+# datetime parsing. Zones are normalized where timestamps are compared or stored (as_utc).
+Timestamp = datetime
 
 
 def _count_or_list(value: Any) -> Any:

@@ -7,28 +7,28 @@ from typing import Any
 from daemon.adapters.base import AdapterError, Signals, Timestamp, digest, parse
 from daemon.interaction import OWN_KEY, Reading
 
-LEARNABLE = frozenset({"chatInteraction", "chatFeedback", "autocomplete", "editOutcome"})
+LEARNABLE = {"chatInteraction": "chat", "chatFeedback": "chat", "autocomplete": "autocomplete", "editOutcome": "edit"}
 
 
 class ContinueRecord(Signals):
-    eventName: str | None = None  # noqa: N815 - Continue's own field names
-    createdAt: Timestamp | None = None  # noqa: N815
+    eventName: str | None = None
+    createdAt: Timestamp | None = None
     timestamp: Timestamp | None = None
-    userId: str | None = None  # noqa: N815
-    sessionId: str | None = None  # noqa: N815
+    userId: str | None = None
+    sessionId: str | None = None
     prompt: str | None = None
     completion: str | None = None
-    modelTitle: str | None = None  # noqa: N815
-    modelName: str | None = None  # noqa: N815
-    modelProvider: str | None = None  # noqa: N815
+    modelTitle: str | None = None
+    modelName: str | None = None
+    modelProvider: str | None = None
     tools: list[Any] | None = None
     feedback: bool | None = None
     accepted: bool | None = None
     time: float | None = None
     filepath: str | None = None
-    completionId: str | None = None  # noqa: N815
-    previousCode: str | None = None  # noqa: N815
-    newCode: str | None = None  # noqa: N815
+    completionId: str | None = None
+    previousCode: str | None = None
+    newCode: str | None = None
 
 
 class ContinueAdapter:
@@ -40,12 +40,24 @@ class ContinueAdapter:
         if not event:
             raise AdapterError("continue: eventName: missing, and the file name does not say it")
         when = r.createdAt or r.timestamp
-        if event not in LEARNABLE:
-            return Reading(self.name, event, None, None, {}, when)
+        kind = LEARNABLE.get(event)
+        if kind is None:
+            return Reading(self.name, event, None, None, when)
+        if kind == "chat":
+            # chatFeedback carries the same session, prompt and completion as the chat it rates.
+            key = f"continue:chat:{digest(r.sessionId, r.prompt, r.completion)}"
+        elif kind == "autocomplete" and r.completionId:
+            key = f"continue:autocomplete:{r.completionId}"
+        else:
+            key = OWN_KEY
+        return Reading(self.name, event, key, kind, when, lambda: self.fields(r, kind))
+
+    def fields(self, r: ContinueRecord, kind: str) -> dict[str, Any]:
+        """Interaction fields of one Continue record."""
         fields = r.signal_fields()
         fields.update(
             query=r.prompt or r.query,
-            response=r.completion or r.response,
+            response=r.completion or r.response or (r.newCode if kind == "edit" else None),
             model=r.modelTitle or r.modelName,
             session=r.sessionId,
             user=r.userId,
@@ -54,17 +66,11 @@ class ContinueAdapter:
         )
         if r.tools:
             fields["tool_count"] = len(r.tools)
-        if event in ("chatInteraction", "chatFeedback"):
-            if r.feedback is not None:
-                fields["feedback"] = 1 if r.feedback else -1
-            key = f"continue:chat:{digest(r.sessionId, r.prompt, r.completion)}"
-            return Reading(self.name, event, key, "chat", fields, when)
-        if event == "autocomplete":
+        if r.feedback is not None:
+            fields["feedback"] = 1 if r.feedback else -1
+        if kind == "autocomplete":
             fields["latency_ms"] = r.time
-            key = f"continue:autocomplete:{r.completionId}" if r.completionId else OWN_KEY
-            return Reading(self.name, event, key, "autocomplete", fields, when)
-        fields["response"] = r.completion or r.newCode
-        return Reading(self.name, event, OWN_KEY, "edit", fields, when)
+        return fields
 
     @staticmethod
     def recognizes(record: dict[str, Any]) -> bool:

@@ -11,9 +11,18 @@ from daemon.config import GenericStream
 from daemon.interaction import OWN_KEY, Reading
 
 _OUTCOMES = {
-    "success": "success", "succeeded": "success", "ok": "success", "pass": "success", "passed": "success",
-    "true": "success", "partial": "partial", "failure": "failure", "failed": "failure", "error": "failure",
-    "fail": "failure", "false": "failure",
+    "success": "success",
+    "succeeded": "success",
+    "ok": "success",
+    "pass": "success",
+    "passed": "success",
+    "true": "success",
+    "partial": "partial",
+    "failure": "failure",
+    "failed": "failure",
+    "error": "failure",
+    "fail": "failure",
+    "false": "failure",
 }
 _timestamp: TypeAdapter[Any] = TypeAdapter(Timestamp)
 _feedback: TypeAdapter[Any] = TypeAdapter(Feedback)
@@ -59,4 +68,4 @@ class GenericAdapter:
         if m.session:
             fields["session"] = lookup(record, m.session)
         event_type = str(lookup(record, m.type) or "record") if m.type else "record"
-        return Reading(self.name, event_type, OWN_KEY, "interaction", fields, when)
+        return Reading(self.name, event_type, OWN_KEY, "interaction", when, lambda: fields)

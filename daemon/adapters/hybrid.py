@@ -7,9 +7,7 @@ from typing import Any
 from daemon.adapters.base import Signals, Timestamp, parse
 from daemon.interaction import OWN_KEY, Reading
 
-EVENTS = frozenset(
-    {"context_augmented", "route_decided", "learning_triggered", "pattern_stored", "dataset_updated"}
-)
+EVENTS = frozenset({"context_augmented", "route_decided", "learning_triggered", "pattern_stored", "dataset_updated"})
 
 
 class HybridRecord(Signals):
@@ -28,11 +26,15 @@ class HybridAdapter:
 
     def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
         r: HybridRecord = parse(HybridRecord, record, self.name)
+        key = OWN_KEY if r.query else None
+        return Reading(self.name, r.event, key, "route", r.timestamp, lambda: self.fields(r))
+
+    def fields(self, r: HybridRecord) -> dict[str, Any]:
+        """Interaction fields of one router event."""
         fields = r.signal_fields()
         if fields.get("response") is None and r.reasoning:
             fields["response"] = r.reasoning
-        key = OWN_KEY if r.query else None
-        return Reading(self.name, r.event, key, "route", fields, r.timestamp)
+        return fields
 
     @staticmethod
     def recognizes(record: dict[str, Any]) -> bool:

@@ -43,6 +43,10 @@ class RalphAdapter:
 
     def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
         r: RalphRecord = parse(RalphRecord, record, self.name)
+        return Reading(self.name, r.event, f"ralph:{r.task_id}", "task", r.timestamp, lambda: self.fields(r))
+
+    def fields(self, r: RalphRecord) -> dict[str, Any]:
+        """Interaction fields of one ralph event."""
         fields = r.signal_fields()
         fields.update(query=r.prompt or r.query, response=r.output or r.response, model=r.backend)
         if r.iteration is not None:
@@ -54,7 +58,7 @@ class RalphAdapter:
         if r.context is not None:
             fields.update(items("files_modified", r.context.files_modified, count="file_count"))
             fields.update(lines_changed=r.context.lines_changed, tests_passed=r.context.tests_passed)
-        return Reading(self.name, r.event, f"ralph:{r.task_id}", "task", fields, r.timestamp)
+        return fields
 
     @staticmethod
     def recognizes(record: dict[str, Any]) -> bool:

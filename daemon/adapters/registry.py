@@ -72,5 +72,7 @@ class AdapterRegistry:
 
 def unknown_reading(record: dict[str, Any]) -> Reading:
     """An object of an unrecognized stream: stored and counted by its type, nothing learned."""
-    kind = next((record[k] for k in ("eventName", "event", "event_type", "type") if isinstance(record.get(k), str)), None)
+    kind = next(
+        (record[k] for k in ("eventName", "event", "event_type", "type") if isinstance(record.get(k), str)), None
+    )
     return Reading(UNKNOWN, kind or "object")

@@ -35,6 +35,10 @@ class VscodeAdapter:
 
     def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
         r: VscodeRecord = parse(VscodeRecord, record, self.name)
+        return Reading(self.name, r.event_type, OWN_KEY, r.event_type, r.timestamp, lambda: self.fields(r))
+
+    def fields(self, r: VscodeRecord) -> dict[str, Any]:
+        """Interaction fields of one editor event."""
         fields = r.signal_fields()
         fields.update(
             query=r.query or r.prompt,
@@ -49,7 +53,7 @@ class VscodeAdapter:
             fields["outcome"] = "success" if r.success else "failure"
         if r.context is not None:
             fields.update(file=r.context.file, language=r.context.language)
-        return Reading(self.name, r.event_type, OWN_KEY, r.event_type, fields, r.timestamp)
+        return fields
 
     @staticmethod
     def recognizes(record: dict[str, Any]) -> bool:

@@ -26,7 +26,7 @@ def open_binary(path: Path) -> BinaryIO:
     """Open a telemetry file for reading its (decompressed) bytes."""
     if is_compressed(path):
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")  # noqa: SIM115 - the handle lives as long as the file is followed
+    return open(path, "rb")
 
 
 def tail_hash(tail: bytes) -> str:

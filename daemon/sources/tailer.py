@@ -74,8 +74,9 @@ class FollowedFile:
 class Tailer:
     """Follows every telemetry file under some paths; hands out complete lines, oldest files first."""
 
-    def __init__(self, store: EventStore, registry: AdapterRegistry, max_line_bytes: int,
-                 close_inactive: float = 300.0) -> None:
+    def __init__(
+        self, store: EventStore, registry: AdapterRegistry, max_line_bytes: int, close_inactive: float = 300.0
+    ) -> None:
         self.store = store
         self.registry = registry
         self.max_line_bytes = max_line_bytes
@@ -155,8 +156,18 @@ class Tailer:
         twins = sorted(self.store.files_by_fingerprint(fp), key=lambda r: (r.offset, r.generation), reverse=True)
         for twin in twins:
             if twin.offset > 0 and tail_matches(h, twin.offset, twin.tail_hash, twin.tail_len, compressed):
-                return self.store.add_file(fp, twin.generation, str(path), dev, inode, compressed, twin.stream,
-                                           twin.offset, twin.tail_hash, twin.tail_len)
+                return self.store.add_file(
+                    fp,
+                    twin.generation,
+                    str(path),
+                    dev,
+                    inode,
+                    compressed,
+                    twin.stream,
+                    twin.offset,
+                    twin.tail_hash,
+                    twin.tail_len,
+                )
         generation = max((t.generation for t in twins), default=0)
         return self.store.add_file(fp, generation, str(path), dev, inode, compressed, None)
 
