@@ -13,7 +13,7 @@ import orjson
 from daemon.adapters.base import Adapter, AdapterError, as_utc
 from daemon.adapters.registry import AdapterRegistry, unknown_reading
 from daemon.interaction import OWN_KEY, Reading
-from daemon.privacy import Privacy
+from daemon.privacy import Privacy, unescape_json_text
 from daemon.sources.files import RawLine, tail_hash
 from daemon.sources.tailer import FollowedFile, Tailer
 from storage.events import Batch, EventStore, FileRow, Progress
@@ -73,7 +73,7 @@ class Ingestor:
     # -- one line ------------------------------------------------------------------------------------------
     def dead_letter(self, row: FileRow, line: RawLine, eid: str, reason: str) -> tuple[Any, ...]:
         """A dead-letter row: where the line was, why, and its redacted, capped beginning."""
-        window = line.data[: self.dead_letter_bytes * 2].decode("utf-8", "replace")
+        window = unescape_json_text(line.data[: self.dead_letter_bytes * 2].decode("utf-8", "replace"))
         content = self.privacy.redactor.text(window)[: self.dead_letter_bytes]
         return (eid, row.id, line.offset, line.length, reason, content)
 

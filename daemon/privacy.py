@@ -94,7 +94,8 @@ RULES: tuple[Rule, ...] = (
     Rule("CARD", r"(?<![\d.-])(?:\d[ -]?){12,18}\d(?![\d-])", r"(?:\d[ -]?){12,18}\d", _card),
     Rule(
         "PHONE",
-        r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w-])"
+        r"(?<![\w.+-])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}"
+        r"(?![\w-])(?![ .]\d)"
         r"|(?<![\w+])\+[1-9]\d{7,14}\b",
         r"(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}|\+[1-9]\d{7,14}",
     ),
@@ -158,6 +159,22 @@ class Redactor:
         return value
 
 
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/bfnrt]))")
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def unescape_json_text(text: str) -> str:
+    """Undo JSON string escapes in text that is not valid JSON, so redaction sees what a reader would."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1):
+            return chr(int(match.group(1), 16))
+        char = match.group(2)
+        return _SIMPLE_ESCAPES.get(char, char)
+
+    return _JSON_ESCAPE.sub(replace, text)
+
+
 class UserHasher:
     """Hashes user ids with a per-install secret, so they stay joinable but are not readable."""
 
@@ -174,11 +191,18 @@ class UserHasher:
         except FileNotFoundError:
             pass
         key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        partial = path.with_name(f".secret.key.{os.getpid()}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(key.hex())
             handle.flush()
             os.fsync(handle.fileno())
+        try:
+            os.link(partial, path)  # atomic, and never replaces a key another process made first
+        except FileExistsError:
+            return cls(bytes.fromhex(path.read_text().strip()))
+        finally:
+            partial.unlink()
         return cls(key)
 
     def hash(self, user_id: object) -> str:

@@ -1,0 +1,87 @@
+"""Helpers shared by the tests: running the real CLI, writing telemetry, reading the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SKILLD = [sys.executable, "-m", "daemon.cli"]
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """An environment for running skilld on a test home, isolated from the user's config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLD_")}
+    env.update(SKILLD_HOME=str(home), XDG_CONFIG_HOME=str(home.parent / "xdg-config"), **extra)
+    return env
+
+
+def skilld(
+    home: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `skilld` command line on a home."""
+    result = subprocess.run(
+        [*SKILLD, *args], env=env or cli_env(home), capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"skilld {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def skilld_json(home: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run a `--json` command and parse its one JSON document."""
+    return json.loads(skilld(home, *args, "--json", env=env).stdout)
+
+
+def write_lines(path: Path, records: list[Any], mode: str = "a") -> None:
+    """Append JSON records (or raw strings) as lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, mode, encoding="utf-8") as handle:
+        for record in records:
+            handle.write((record if isinstance(record, str) else json.dumps(record)) + "\n")
+
+
+def rows(home: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a query on a home's database (read-only)."""
+    conn = sqlite3.connect(f"file:{home / 'skilld.db'}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    """Poll until condition() is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ralph(task: str, event: str, **fields: Any) -> dict[str, Any]:
+    """One ralph event."""
+    return {"event": event, "task_id": task, "timestamp": "2026-11-01T10:00:00Z", **fields}
+
+
+def numbered(n: int, start: int = 0, stream: str = "aidb") -> list[dict[str, Any]]:
+    """n distinct aidb-style records."""
+    return [
+        {
+            "event_type": "query",
+            "query": f"question {i}",
+            "response": f"answer {i}",
+            "llm_used": "local",
+            "success": True,
+            "timestamp": "2026-11-01T10:00:00Z",
+        }
+        for i in range(start, start + n)
+    ]
