@@ -17,6 +17,8 @@ from typing import Any
 from daemon.adapters.registry import AdapterRegistry
 from daemon.config import Settings
 from daemon.ingest import Ingestor, IngestReport
+from daemon.interaction import Interaction
+from daemon.interactions import load_interaction
 from daemon.privacy import Privacy, Redactor, UserHasher
 from daemon.replay import replay_dead_letters
 from daemon.sources.tailer import Tailer, find_files
@@ -115,6 +117,11 @@ class Skilld:
         """Counts and health of every stage."""
         with self.lock:
             return status_report(self.store, self.home)
+
+    def interaction(self, key: str) -> Interaction | None:
+        """One interaction, folded from its stored events."""
+        with self.lock:
+            return load_interaction(self.store, self.registry, key)
 
     def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored dead letters, oldest first."""

@@ -184,6 +184,14 @@ class EventStore:
             )
         return added
 
+    def events_of(self, interaction_key: str) -> list[tuple[str, str, str | None, str]]:
+        """(id, source, file hint, record) of every event of one interaction, in the order they were stored."""
+        return self.conn.execute(
+            "SELECT e.id, e.source, f.path, e.record FROM events e JOIN files f ON f.id = e.file_id "
+            "WHERE e.interaction_key = ? ORDER BY e.seq",
+            (interaction_key,),
+        ).fetchall()
+
     # -- dead letters ------------------------------------------------------------------------------------
     def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Dead letters, oldest first, with the file they came from."""

@@ -85,3 +85,53 @@ def numbered(n: int, start: int = 0, stream: str = "aidb") -> list[dict[str, Any
         }
         for i in range(start, start + n)
     ]
+
+
+class Daemon:
+    """A real `skilld run` process on a test home, stopped with SIGTERM."""
+
+    def __init__(self, home: Path, telemetry: Path, **env: str) -> None:
+        self.home = home
+        self.env = cli_env(
+            home,
+            SKILLD_TELEMETRY__PATHS=json.dumps([str(telemetry)]),
+            SKILLD_TELEMETRY__POLL_INTERVAL="0.1",
+            **env,
+        )
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Daemon:
+        self.log = open(self.home.parent / f"daemon-{id(self)}.log", "w")
+        self.process = subprocess.Popen([*SKILLD, "run"], env=self.env, cwd=ROOT, stdout=self.log, stderr=self.log)
+        wait_for(self.ready, 60, "the daemon's socket")
+        return self
+
+    def ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"daemon exited {self.process.returncode}: {self.logs()}")
+        return (self.home / "skilld.sock").exists()
+
+    def logs(self) -> str:
+        self.log.flush()
+        return (self.home.parent / f"daemon-{id(self)}.log").read_text()
+
+    def status(self) -> Any:
+        return skilld_json(self.home, "status", env=self.env)
+
+    def wait_events(self, n: int, timeout: float = 60) -> Any:
+        wait_for(lambda: self.status()["events"] >= n, timeout, f"{n} events")
+        time.sleep(0.5)  # and nothing more arrives
+        return self.status()
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.log.close()
+
+
+def run_writer(script: str, *args: str) -> subprocess.Popen[str]:
+    """Start a second process that writes telemetry (a Python snippet; args in sys.argv[1:])."""
+    return subprocess.Popen([sys.executable, "-c", script, *args], text=True)

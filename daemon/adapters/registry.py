@@ -62,6 +62,12 @@ class AdapterRegistry:
             return self.continue_dev, name.removesuffix(".jsonl")
         return None, None
 
+    def by_name(self, name: str) -> Adapter | None:
+        """The adapter that stored events of a source name."""
+        named: list[Adapter] = [self.ralph, self.aidb, self.hybrid, self.vscode, self.continue_dev]
+        named += [adapter for _, adapter in self.generic]
+        return next((adapter for adapter in named if adapter.name == name), None)
+
     def by_shape(self, record: dict[str, Any]) -> Adapter | None:
         """The adapter whose stream a record looks like, for files whose name says nothing."""
         for recognizes, adapter in self._by_shape:
