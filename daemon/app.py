@@ -197,8 +197,22 @@ def share_by_size(files: list[Path], workers: int) -> list[list[Path]]:
     return [sorted(group, key=order.__getitem__) for group in groups]
 
 
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:
+        os._exit(1)
+
+
 def _ingest_in_child(settings: Settings, files: list[Path], sender: Connection) -> None:
-    # A forked child: it must not touch the parent's SQLite connection, so it opens its own stores.
+    # A forked child: it must not touch the parent's SQLite connection, so it opens its own stores,
+    # and it dies with its parent (a killed `skilld ingest` must not leave writers behind).
+    _die_with_parent()
     try:
         app = Skilld(settings)
         try:

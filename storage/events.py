@@ -184,7 +184,7 @@ class EventStore:
             )
         return added
 
-    def events_of(self, interaction_key: str) -> list[tuple[str, str, str | None, str]]:
+    def events_of(self, interaction_key: str) -> list[tuple[str, str, str, str]]:
         """(id, source, file hint, record) of every event of one interaction, in the order they were stored."""
         return self.conn.execute(
             "SELECT e.id, e.source, f.path, e.record FROM events e JOIN files f ON f.id = e.file_id "
