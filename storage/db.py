@@ -137,5 +137,7 @@ def open_database(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA cache_size = -65536")
+    # Fewer, larger checkpoints: each one fsyncs, and bulk ingest would otherwise pay one every 4 MB.
+    conn.execute("PRAGMA wal_autocheckpoint = 8192")
     migrate(conn)
     return conn

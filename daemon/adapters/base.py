@@ -122,7 +122,7 @@ def digest(*parts: object) -> str:
 def parse(model: type[RecordModel], record: dict[str, Any], stream: str) -> Any:
     """Validate a record against a stream's model, turning errors into one-line AdapterErrors."""
     try:
-        return model.model_validate(record)
+        return model.__pydantic_validator__.validate_python(record)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "record"
