@@ -1,0 +1,74 @@
+"""Turning one interaction into a SkillPattern: prompt, constrained call, validation, one repair."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from extractors.base import LLMBackend
+from extractors.prompts import Prompt, load_prompt
+from extractors.schema import SkillPattern, skill_json_schema
+
+
+class ExtractionError(Exception):
+    """The model's output was not a valid skill pattern, even after a repair attempt."""
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """A validated skill pattern and how it was made."""
+
+    pattern: SkillPattern
+    prompt_version: str
+    model: str
+    tokens: int
+    seconds: float
+    repaired: bool
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "output"
+    return f"{where}: {error['msg']}"
+
+
+class Extractor:
+    """Asks a backend for a skill pattern and validates it with pydantic."""
+
+    def __init__(
+        self, backend: LLMBackend, prompt: Prompt | None = None, max_tokens: int = 400, max_chars: int = 1500
+    ) -> None:
+        self.backend = backend
+        self.prompt = prompt or load_prompt()
+        self.max_tokens = max_tokens
+        self.max_chars = max_chars
+        self.schema = skill_json_schema()
+
+    def extract(self, query: str, response: str) -> Extraction:
+        """A skill pattern for one interaction; BackendError if the model fails, ExtractionError if its output does."""
+        messages = self.prompt.render(query, response, self.max_chars)
+        first = self.backend.complete(messages, self.schema, self.max_tokens)
+        try:
+            pattern = SkillPattern.model_validate_json(first.text)
+            return Extraction(pattern, self.prompt.version, self.backend.model, first.tokens, first.seconds, False)
+        except ValidationError as exc:
+            problem = _first_error(exc)
+        repair = [
+            *messages,
+            {"role": "assistant", "content": first.text},
+            {"role": "user", "content": f"That is not valid ({problem}). Answer with one corrected JSON object."},
+        ]
+        second = self.backend.complete(repair, self.schema, self.max_tokens)
+        try:
+            pattern = SkillPattern.model_validate_json(second.text)
+        except ValidationError as exc:
+            raise ExtractionError(f"invalid skill after one repair: {_first_error(exc)}") from None
+        return Extraction(
+            pattern,
+            self.prompt.version,
+            self.backend.model,
+            first.tokens + second.tokens,
+            first.seconds + second.seconds,
+            True,
+        )
