@@ -19,6 +19,7 @@ from daemon.config import Settings
 from daemon.ingest import Ingestor, IngestReport
 from daemon.interaction import Interaction
 from daemon.interactions import load_interaction
+from daemon.pipeline import SKILL_COUNT, Learner
 from daemon.privacy import Privacy, Redactor, UserHasher
 from daemon.replay import replay_dead_letters
 from daemon.sources.tailer import Tailer, find_files
@@ -55,15 +56,17 @@ class Skilld:
         # One stage runs at a time on the store: the daemon loop and requests from the CLI take turns.
         self.lock = threading.RLock()
         self.stopping = threading.Event()
+        self.learner = Learner(settings, self.store, self.registry, self.privacy, self.lock)
 
     def close(self) -> None:
         """Close files and stores."""
         with self.lock:
             self.tailer.close()
+            self.learner.close()
             self.store.close()
 
     # -- one-shot work -------------------------------------------------------------------------------------
-    def ingest(self, paths: list[Path], learn: bool = True, workers: int = 1) -> IngestReport:
+    def ingest(self, paths: list[Path], learn: bool = False, workers: int = 1) -> IngestReport:
         """Read files and directories to their end once and store their events (idempotent).
 
         With workers > 1 the files are shared among forked processes, each committing its own batches;
@@ -74,8 +77,12 @@ class Skilld:
             raise PathError(f"cannot read {missing[0]}: no such file or permission denied")
         files = list(find_files(paths))
         groups = share_by_size(files, workers)
-        if len(groups) <= 1:
-            return self._ingest_files(files)
+        report = self._ingest_files(files) if len(groups) <= 1 else self._ingest_in_parallel(groups)
+        if learn:
+            self.learner.run_until_idle()
+        return report
+
+    def _ingest_in_parallel(self, groups: list[list[Path]]) -> IngestReport:
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
@@ -116,7 +123,11 @@ class Skilld:
     def status(self) -> dict[str, Any]:
         """Counts and health of every stage."""
         with self.lock:
-            return status_report(self.store, self.home)
+            report = status_report(self.store, self.home)
+            report.update(self.learner.learning.counts())
+            report["skills"] = self.learner.learning.cursor(SKILL_COUNT)
+            report["parked"] = self.learner.learning.parked()
+            return report
 
     def interaction(self, key: str) -> Interaction | None:
         """One interaction, folded from its stored events."""

@@ -78,6 +78,61 @@ class PrivacyConfig(Section):
     dead_letter_bytes: int = Field(default=4096, ge=256, le=65536)
 
 
+class Weights(Section):
+    outcome: float = Field(default=0.40, ge=0, le=1)
+    feedback: float = Field(default=0.20, ge=0, le=1)
+    reusability: float = Field(default=0.20, ge=0, le=1)
+    complexity: float = Field(default=0.10, ge=0, le=1)
+    novelty: float = Field(default=0.10, ge=0, le=1)
+
+
+class ScoringConfig(Section):
+    threshold: float = Field(default=0.7, ge=0, le=1)
+    weights: Weights = Field(default_factory=Weights)
+    similar_query: float = Field(default=0.85, gt=0, le=1)
+    similar_skill: float = Field(default=0.90, gt=0, le=1)
+    neutral_outcome: float = Field(default=0.5, ge=0, le=1)
+    batch: int = Field(default=256, ge=1, le=10_000)
+
+
+class QdrantConfig(Section):
+    url: str | None = None
+    api_key: str | None = None
+
+
+class EmbeddingConfig(Section):
+    model_path: Path | None = None
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+
+class LlmConfig(Section):
+    model_path: Path | None = None
+    endpoint: str | None = None
+    model: str = "local"
+    api_key: str | None = None
+    timeout: float = Field(default=120.0, gt=0)
+    context: int = Field(default=2048, ge=256)
+    threads: int = Field(default=0, ge=0)
+    max_tokens: int = Field(default=400, ge=32)
+    max_input_chars: int = Field(default=1500, ge=100)
+    repeat_penalty: float = Field(default=1.2, ge=1.0, le=3.0)
+
+
+class ExtractionConfig(Section):
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_seconds: float = Field(default=30.0, ge=0)
+    max_backlog: int = Field(default=10_000, ge=1)
+
+
+class SkillsConfig(Section):
+    merge_threshold: float = Field(default=0.95, gt=0, le=1)
+
+
+class DatasetConfig(Section):
+    dedup_threshold: float = Field(default=0.95, gt=0, le=1)
+    validation_fraction: float = Field(default=0.1, ge=0, lt=1)
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -96,6 +151,13 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    qdrant: QdrantConfig = Field(default_factory=QdrantConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
+    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    skills: SkillsConfig = Field(default_factory=SkillsConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("home", mode="after")

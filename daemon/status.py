@@ -24,7 +24,7 @@ def _lag(path: str, dev: int | None, inode: int | None, offset: int, compressed:
 
 
 def dataset_examples(home: Path) -> int:
-    """Records in the fine-tuning dataset (0 until the learning loop writes one)."""
+    """Records in the fine-tuning dataset."""
     path = home / "datasets" / "finetune.jsonl"
     if not path.exists():
         return 0
@@ -77,11 +77,6 @@ def status_report(store: EventStore, home: Path) -> dict[str, Any]:
             "SELECT COUNT(DISTINCT interaction_key) FROM events WHERE interaction_key IS NOT NULL"
         ),
         "dead_letters": store.scalar("SELECT COUNT(*) FROM dead_letters"),
-        "scored": 0,
-        "high_value": 0,
-        "pending_extractions": 0,
-        "parked_extractions": 0,
-        "skills": 0,
         "dataset_examples": dataset_examples(home),
         "lag_bytes": sum(s["lag_bytes"] for s in sources.values()),
         "sources": sorted(sources.values(), key=lambda s: str(s["name"])),

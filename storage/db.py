@@ -90,7 +90,51 @@ def _v1_ingestion(db: sqlite_utils.Database) -> None:
     dead_letters.create_index(["file_id"], index_name="dead_letters_file")
 
 
-MIGRATIONS: list[Migration] = [_v1_ingestion]
+def _v2_learning(db: sqlite_utils.Database) -> None:
+    db.table("scores").create(
+        {
+            "interaction_key": str,
+            "score": float,
+            "outcome": float,
+            "feedback": float,
+            "reusability": float,
+            "complexity": float,
+            "novelty": float,
+            "details": str,
+            "high_value": int,
+            "scored_at": str,
+        },
+        pk="interaction_key",
+        not_null={"score", "outcome", "feedback", "reusability", "complexity", "novelty", "high_value", "scored_at"},
+    )
+    db.table("scores").create_index(["high_value"], index_name="scores_high_value")
+    db.table("extraction_queue").create(
+        {
+            "interaction_key": str,
+            "score": float,
+            "state": str,
+            "attempts": int,
+            "next_attempt": float,
+            "last_error": str,
+            "skill_id": str,
+            "enqueued_at": str,
+            "updated_at": str,
+        },
+        pk="interaction_key",
+        not_null={"score", "state", "attempts", "next_attempt", "enqueued_at", "updated_at"},
+        defaults={"attempts": 0, "next_attempt": 0.0},
+    )
+    db.table("extraction_queue").create_index(["state", "score"], index_name="extraction_queue_state")
+    db.table("feedback").create(
+        {"id": int, "interaction_key": str, "value": int, "correction": str, "created_at": str},
+        pk="id",
+        not_null={"interaction_key", "value", "created_at"},
+    )
+    db.table("feedback").create_index(["interaction_key"], index_name="feedback_interaction")
+    db.table("pipeline_state").create({"name": str, "value": int}, pk="name", not_null={"value"})
+
+
+MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

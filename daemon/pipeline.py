@@ -1,0 +1,309 @@
+"""The learning stages after ingestion: score interactions, extract skills from the valuable ones.
+
+Each stage is durable: scoring follows a cursor over stored events (committed with the scores), and
+extraction serves a SQLite queue. A crash anywhere, or `ingest --no-learn` followed by the daemon, ends
+in the same state. The ML parts (embedder, vector store, model) load on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from daemon.adapters.registry import AdapterRegistry
+from daemon.config import Settings
+from daemon.interaction import Interaction
+from daemon.interactions import load_interaction
+from daemon.privacy import Privacy
+from daemon.scoring import value_score
+from storage.events import EventStore
+from storage.learning import LearningStore
+from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore, point_id
+
+if TYPE_CHECKING:
+    from extractors.extractor import Extractor
+    from storage.datasets import Datasets
+    from storage.embeddings import Embedder
+    from storage.skills import SkillLibrary
+
+log = logging.getLogger(__name__)
+
+SCORED_CURSOR = "scored_seq"
+SKILL_COUNT = "skills"
+
+
+class Learner:
+    """Scores interactions and turns the valuable ones into skills and fine-tuning examples."""
+
+    def __init__(
+        self, settings: Settings, store: EventStore, registry: AdapterRegistry, privacy: Privacy, lock: threading.RLock
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.learning = LearningStore(store.conn)
+        self.registry = registry
+        self.privacy = privacy
+        self.lock = lock
+        self._embedder: Embedder | None = None
+        self._vectors: VectorStore | None = None
+        self._library: SkillLibrary | None = None
+        self._datasets: Datasets | None = None
+        self._extractor: Extractor | None = None
+        self.extraction_lock = threading.Lock()
+
+    # -- parts, loaded on first use --------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from storage.embeddings import Embedder
+
+            e = self.settings.embedding
+            self._embedder = Embedder(e.model_path, e.batch_size)
+        return self._embedder
+
+    @property
+    def vectors(self) -> VectorStore:
+        if self._vectors is None:
+            from storage.vectors.factory import open_vector_store
+
+            q = self.settings.qdrant
+            self._vectors = open_vector_store(self.settings.home, q.url, q.api_key)
+            self._vectors.ensure_collection(INTERACTIONS, self.embedder.dimensions)
+        return self._vectors
+
+    @property
+    def library(self) -> SkillLibrary:
+        if self._library is None:
+            from storage.skills import SkillLibrary
+
+            self._library = SkillLibrary(self.vectors, self.embedder, self.settings.skills.merge_threshold)
+        return self._library
+
+    @property
+    def datasets(self) -> Datasets:
+        if self._datasets is None:
+            from storage.datasets import Datasets
+
+            self._datasets = Datasets(
+                self.settings.home, self.vectors, self.embedder, self.settings.dataset.dedup_threshold
+            )
+        return self._datasets
+
+    @property
+    def extractor(self) -> Extractor:
+        if self._extractor is None:
+            from extractors.extractor import Extractor
+            from extractors.factory import open_backend
+
+            llm = self.settings.llm
+            self._extractor = Extractor(open_backend(llm), max_tokens=llm.max_tokens, max_chars=llm.max_input_chars)
+        return self._extractor
+
+    def close(self) -> None:
+        if self._vectors is not None:
+            self._vectors.close()
+            self._vectors = None
+
+    # -- scoring -----------------------------------------------------------------------------------------------
+    def _interaction(self, key: str) -> Interaction | None:
+        interaction = load_interaction(self.store, self.registry, key)
+        if interaction is None:
+            return None
+        given = self.learning.latest_feedback(key)
+        if given is not None:  # feedback given to skilld directly wins over what the telemetry said
+            interaction = interaction.model_copy(update={"feedback": given[0]})
+        return interaction
+
+    def _score(self, interactions: list[Interaction]) -> list[tuple[str, dict[str, Any], bool]]:
+        """Score interactions (one embedding each) and record their queries in interaction-history."""
+        config = self.settings.scoring
+        vectors = self.embedder.encode([i.query or "" for i in interactions])
+        rows: list[tuple[str, dict[str, Any], bool]] = []
+        points: list[VectorPoint] = []
+        has_skills = self.library.count() > 0
+        for interaction, vector in zip(interactions, vectors, strict=True):
+            own = point_id("interaction", interaction.key)
+            similar = self.vectors.search(INTERACTIONS, vector, 10, threshold=config.similar_query)
+            count = sum(1 for hit in similar if hit.id != own)
+            best = self.vectors.search(SKILLS, vector, 1) if has_skills else []
+            score = value_score(interaction, count, best[0].score if best else None, config)
+            rows.append((interaction.key, score.as_dict(), bool(interaction.query and interaction.response)))
+            points.append(
+                VectorPoint(
+                    own,
+                    vector,
+                    {
+                        "key": interaction.key,
+                        "source": interaction.source,
+                        "kind": interaction.kind,
+                        "query": (interaction.query or "")[:1000],
+                        "value_score": score.score,
+                        "outcome": interaction.outcome or "",
+                        "user": interaction.user or "",
+                        "started_at": interaction.started_at.isoformat() if interaction.started_at else "",
+                    },
+                )
+            )
+        self.vectors.upsert(INTERACTIONS, points)
+        return rows
+
+    def score_batch(self) -> int:
+        """Score the interactions of the next stored events; return how many events were consumed."""
+        config = self.settings.scoring
+        with self.lock:
+            cursor = self.learning.cursor(SCORED_CURSOR)
+            events = self.learning.events_after(cursor, config.batch * 4)
+            if not events:
+                return 0
+            keys = list(dict.fromkeys(key for _, key in events if key is not None))
+            interactions = [i for i in map(self._interaction, keys) if i is not None and i.query]
+            rows = self._score(interactions) if interactions else []
+            self.learning.save_scores(
+                rows, (SCORED_CURSOR, events[-1][0]), config.threshold, self.settings.extraction.max_backlog
+            )
+        return len(events)
+
+    def rescore(self, key: str) -> dict[str, Any] | None:
+        """Score one interaction again now (after feedback)."""
+        with self.lock:
+            interaction = self._interaction(key)
+            if interaction is None or not interaction.query:
+                return None
+            rows = self._score([interaction])
+            self.learning.save_scores(rows, None, self.settings.scoring.threshold, self.settings.extraction.max_backlog)
+            return self.learning.score_of(key)
+
+    # -- extraction -----------------------------------------------------------------------------------------
+    def extract_one(self, backoff: float | None = None) -> bool:
+        """Extract the most valuable pending interaction; False when none is due."""
+        from extractors.base import BackendError
+        from extractors.extractor import ExtractionError
+        from storage.skills import Evidence
+
+        with self.extraction_lock:
+            with self.lock:
+                item = self.learning.next_item()
+                interaction = self._interaction(item.interaction_key) if item else None
+            if item is None:
+                return False
+            if interaction is None or not interaction.query or not interaction.response:
+                with self.lock:
+                    self.learning.finish(item.interaction_key, None)
+                return True
+            started = time.perf_counter()
+            try:
+                extraction = self.extractor.extract(interaction.query, interaction.response)
+            except (BackendError, ExtractionError) as exc:
+                config = self.settings.extraction
+                with self.lock:
+                    state = self.learning.fail(
+                        item.interaction_key,
+                        str(exc),
+                        config.max_attempts,
+                        config.backoff_seconds if backoff is None else backoff,
+                    )
+                log.warning(
+                    "extraction failed", extra={"interaction": item.interaction_key, "state": state, "error": str(exc)}
+                )
+                return True
+            with self.lock:
+                evidence = Evidence(
+                    extraction.pattern.model_dump(),
+                    interaction.key,
+                    interaction.event_ids,
+                    interaction.query,
+                    interaction.outcome in ("success", None),
+                    item.score,
+                    extraction.prompt_version,
+                    extraction.model,
+                    interaction.user,
+                )
+                skill_id, merged = self.library.add(evidence)
+                self.datasets.add_example(
+                    interaction.query,
+                    interaction.response,
+                    {
+                        "interaction": interaction.key,
+                        "events": interaction.event_ids,
+                        "source": interaction.source,
+                        "value_score": item.score,
+                        "skill_id": skill_id,
+                        "skill": extraction.pattern.name,
+                        "prompt_version": extraction.prompt_version,
+                        "model": extraction.model,
+                    },
+                )
+                self.learning.finish(item.interaction_key, skill_id)
+                self.remember_skill_count()
+            log.info(
+                "skill extracted",
+                extra={
+                    "interaction": interaction.key,
+                    "skill": skill_id,
+                    "merged": merged,
+                    "seconds": round(time.perf_counter() - started, 2),
+                },
+            )
+            return True
+
+    def remember_skill_count(self) -> None:
+        """Keep the library's size in SQLite, so status never needs the vector store."""
+        count = self.library.count()
+        with self.store.conn:
+            self.store.conn.execute(
+                "INSERT OR REPLACE INTO pipeline_state (name, value) VALUES (?, ?)", (SKILL_COUNT, count)
+            )
+
+    def run_until_idle(self, backoff: float = 0.0) -> None:
+        """Every stage until each item is done or parked (what `skilld ingest` does)."""
+        while self.score_batch():
+            pass
+        while self.extract_one(backoff=backoff):
+            while self.score_batch():
+                pass
+
+    # -- user actions -----------------------------------------------------------------------------------------
+    def resolve(self, event_or_key: str) -> str:
+        """The interaction key of an event id (or an interaction key itself)."""
+        with self.lock:
+            key = self.learning.interaction_of_event(event_or_key)
+            if key is None and self.store.events_of(event_or_key):
+                key = event_or_key
+        if key is None:
+            raise LookupError(f"no event or interaction {event_or_key!r}")
+        return key
+
+    def explain(self, event_or_key: str) -> dict[str, Any]:
+        """An interaction's value score with its five components and their reasons."""
+        key = self.resolve(event_or_key)
+        with self.lock:
+            score = self.learning.score_of(key)
+            interaction = self._interaction(key)
+        if score is None:
+            raise LookupError(f"{event_or_key} has no value score yet (scoring is pending, or it has no question)")
+        assert interaction is not None
+        weights = self.settings.scoring.weights.model_dump()
+        return {
+            "interaction": key,
+            "event_ids": interaction.event_ids,
+            "query": interaction.query,
+            **score,
+            "weights": weights,
+            "threshold": self.settings.scoring.threshold,
+        }
+
+    def feedback(self, event_or_key: str, value: int, correction: str | None) -> dict[str, Any]:
+        """Record a thumb (and maybe a correction) and re-score the interaction at once."""
+        key = self.resolve(event_or_key)
+        safe = self.privacy.redactor.text(correction) if correction else None
+        with self.lock:
+            self.learning.add_feedback(key, value, safe)
+            interaction = self._interaction(key)
+            if safe and interaction is not None and interaction.query and interaction.response:
+                self.datasets.add_preference(
+                    interaction.query, safe, interaction.response, {"interaction": key, "source": interaction.source}
+                )
+        score = self.rescore(key)
+        return {"interaction": key, "feedback": value, "correction": safe is not None, "score": score}

@@ -1,0 +1,28 @@
+"""Choosing the model backend from configuration: an HTTP endpoint, or a GGUF in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from extractors.base import LLMBackend
+
+if TYPE_CHECKING:
+    from daemon.config import LlmConfig
+
+
+def open_backend(llm: LlmConfig, lora_path: Path | None = None) -> LLMBackend:
+    """`llm.endpoint` when set (OpenAI-compatible), else llama.cpp here on `llm.model_path` or the bundled model."""
+    if llm.endpoint:
+        from extractors.openai_http import OpenAIHttpBackend
+
+        return OpenAIHttpBackend(llm.endpoint, llm.model, llm.api_key, llm.timeout)
+    from extractors.llama_cpp import LlamaCppBackend, bundled_model_path
+
+    return LlamaCppBackend(
+        llm.model_path or bundled_model_path(),
+        n_ctx=llm.context,
+        threads=llm.threads or None,
+        repeat_penalty=llm.repeat_penalty,
+        lora_path=lora_path,
+    )

@@ -1,0 +1,121 @@
+"""The fine-tuning dataset (OpenAI chat JSONL) and the preference pairs from user corrections."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from storage.embeddings import Embedder
+from storage.events import now_iso
+from storage.vectors.base import EXAMPLES, VectorPoint, VectorStore, point_id
+
+SYSTEM_PROMPT = "You are a helpful, precise coding assistant running locally."
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and fsync it (owner-only file)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of a JSONL dataset file."""
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+class Datasets:
+    """`datasets/finetune.jsonl` and `datasets/preferences.jsonl` under the home."""
+
+    def __init__(self, home: Path, vectors: VectorStore, embedder: Embedder, dedup_threshold: float) -> None:
+        self.root = home / "datasets"
+        self.finetune = self.root / "finetune.jsonl"
+        self.preferences = self.root / "preferences.jsonl"
+        self.vectors = vectors
+        self.embedder = embedder
+        self.dedup_threshold = dedup_threshold
+        vectors.ensure_collection(EXAMPLES, embedder.dimensions)
+
+    def _recently_written(self, path: Path, key: str, window: int = 256 * 1024) -> bool:
+        """Whether one of the last records already is for this interaction (a retry after a crash)."""
+        if not path.exists():
+            return False
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - window))
+            tail = handle.read().decode("utf-8", "replace")
+        return f'"interaction": {json.dumps(key)}' in tail
+
+    def add_example(self, query: str, response: str, metadata: dict[str, Any]) -> bool:
+        """Append one chat example unless one at or above the dedup similarity exists; return whether added."""
+        key = str(metadata["interaction"])
+        example_id = point_id("example", key)
+        vector = self.embedder.encode_one(f"{query}\n{response}")
+        near = [
+            h for h in self.vectors.search(EXAMPLES, vector, 2, threshold=self.dedup_threshold) if h.id != example_id
+        ]
+        if near or self._recently_written(self.finetune, key):
+            return False
+        record = {
+            "messages": [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": query},
+                {"role": "assistant", "content": response},
+            ],
+            "metadata": {**metadata, "created_at": now_iso()},
+        }
+        # The vector first: if we crash before the line is written, the retry finds only itself.
+        self.vectors.upsert(
+            EXAMPLES, [VectorPoint(example_id, vector, {"interaction": key, "source": metadata.get("source", "")})]
+        )
+        _append(self.finetune, record)
+        return True
+
+    def add_preference(self, prompt: str, chosen: str, rejected: str, metadata: dict[str, Any]) -> None:
+        """Append a preference pair from a user's correction."""
+        _append(
+            self.preferences,
+            {
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "metadata": {**metadata, "created_at": now_iso()},
+            },
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes of the datasets, by source, with a rough token count."""
+        records = read_records(self.finetune)
+        sources = Counter(str(r.get("metadata", {}).get("source", "?")) for r in records)
+        characters = sum(len(m["content"]) for r in records for m in r["messages"])
+        return {
+            "examples": len(records),
+            "preferences": len(read_records(self.preferences)),
+            "by_source": dict(sources),
+            "approx_tokens": characters // 4,
+            "bytes": self.finetune.stat().st_size if self.finetune.exists() else 0,
+            "path": str(self.finetune),
+        }
+
+    def export(self, out: Path, validation_fraction: float) -> dict[str, Any]:
+        """Write train.jsonl and validation.jsonl (a stable split by interaction) into a directory."""
+        out.mkdir(parents=True, exist_ok=True)
+        train: list[dict[str, Any]] = []
+        validation: list[dict[str, Any]] = []
+        for record in read_records(self.finetune):
+            key = str(record.get("metadata", {}).get("interaction", json.dumps(record["messages"])))
+            bucket = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") / 2**32
+            (validation if bucket < validation_fraction else train).append(record)
+        for name, records in (("train.jsonl", train), ("validation.jsonl", validation)):
+            with open(out / name, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        return {"train": len(train), "validation": len(validation), "directory": str(out)}

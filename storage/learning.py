@@ -1,0 +1,209 @@
+"""The learning loop's durable state in SQLite: value scores, the extraction queue, feedback, cursors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from storage.events import now_iso
+
+PENDING, WAITING, DONE, PARKED = "pending", "waiting", "done", "parked"
+
+
+@dataclass
+class QueueItem:
+    interaction_key: str
+    score: float
+    attempts: int
+
+
+class LearningStore:
+    """Scores, the extraction queue (highest value first, bounded backlog), feedback and stage cursors."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    # -- cursors -------------------------------------------------------------------------------------------
+    def cursor(self, name: str) -> int:
+        row = self.conn.execute("SELECT value FROM pipeline_state WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def events_after(self, seq: int, limit: int) -> list[tuple[int, str | None]]:
+        """(seq, interaction key) of stored events after a cursor."""
+        return list(
+            self.conn.execute(
+                "SELECT seq, interaction_key FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            ).fetchall()
+        )
+
+    # -- scores --------------------------------------------------------------------------------------------
+    def save_scores(
+        self,
+        rows: list[tuple[str, dict[str, Any], bool]],
+        cursor: tuple[str, int] | None,
+        threshold: float,
+        max_backlog: int,
+    ) -> None:
+        """Store scores, queue the high-value ones, and move the cursor, in one transaction."""
+        stamp = now_iso()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for key, score, _ in rows:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO scores (interaction_key, score, outcome, feedback, reusability, complexity,"
+                    " novelty, details, high_value, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        score["score"],
+                        score["outcome"],
+                        score["feedback"],
+                        score["reusability"],
+                        score["complexity"],
+                        score["novelty"],
+                        json.dumps(score["reasons"]),
+                        int(score["score"] >= threshold),
+                        stamp,
+                    ),
+                )
+            for key, score, extractable in rows:
+                if score["score"] >= threshold and extractable:
+                    self._enqueue(key, score["score"], stamp, max_backlog)
+                else:
+                    self.conn.execute(
+                        "DELETE FROM extraction_queue WHERE interaction_key = ? AND state IN (?, ?)",
+                        (key, PENDING, WAITING),
+                    )
+            if cursor is not None:
+                self.conn.execute("INSERT OR REPLACE INTO pipeline_state (name, value) VALUES (?, ?)", cursor)
+
+    def _enqueue(self, key: str, score: float, stamp: str, max_backlog: int) -> None:
+        row = self.conn.execute("SELECT state FROM extraction_queue WHERE interaction_key = ?", (key,)).fetchone()
+        if row is not None:
+            if row[0] in (PENDING, WAITING):
+                self.conn.execute(
+                    "UPDATE extraction_queue SET score = ?, updated_at = ? WHERE interaction_key = ?",
+                    (score, stamp, key),
+                )
+            return  # done or parked: extracted once is enough; a parked one waits for a person
+        pending = self.conn.execute("SELECT COUNT(*) FROM extraction_queue WHERE state = ?", (PENDING,)).fetchone()[0]
+        state = PENDING
+        if pending >= max_backlog:
+            lowest = self.conn.execute(
+                "SELECT interaction_key, score FROM extraction_queue WHERE state = ? ORDER BY score LIMIT 1", (PENDING,)
+            ).fetchone()
+            if lowest is not None and lowest[1] < score:
+                self.conn.execute(
+                    "UPDATE extraction_queue SET state = ? WHERE interaction_key = ?", (WAITING, lowest[0])
+                )
+            else:
+                state = WAITING
+        self.conn.execute(
+            "INSERT INTO extraction_queue (interaction_key, score, state, attempts, next_attempt, enqueued_at,"
+            " updated_at) VALUES (?, ?, ?, 0, 0, ?, ?)",
+            (key, score, state, stamp, stamp),
+        )
+
+    def score_of(self, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT score, outcome, feedback, reusability, complexity, novelty, details, high_value, scored_at"
+            " FROM scores WHERE interaction_key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        names = ("score", "outcome", "feedback", "reusability", "complexity", "novelty")
+        return {
+            **dict(zip(names, row[:6], strict=True)),
+            "reasons": json.loads(row[6]),
+            "high_value": bool(row[7]),
+            "scored_at": row[8],
+        }
+
+    # -- the extraction queue --------------------------------------------------------------------------------
+    def next_item(self) -> QueueItem | None:
+        """The highest-value pending item whose retry time has come."""
+        row = self.conn.execute(
+            "SELECT interaction_key, score, attempts FROM extraction_queue WHERE state = ? AND next_attempt <= ?"
+            " ORDER BY score DESC, enqueued_at LIMIT 1",
+            (PENDING, time.time()),
+        ).fetchone()
+        return QueueItem(*row) if row else None
+
+    def finish(self, key: str, skill_id: str | None) -> None:
+        """Mark an item extracted, and let the best waiting item in."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "UPDATE extraction_queue SET state = ?, skill_id = ?, last_error = NULL, updated_at = ?"
+                " WHERE interaction_key = ?",
+                (DONE, skill_id, now_iso(), key),
+            )
+            self.conn.execute(
+                "UPDATE extraction_queue SET state = ? WHERE interaction_key = (SELECT interaction_key FROM"
+                " extraction_queue WHERE state = ? ORDER BY score DESC LIMIT 1)",
+                (PENDING, WAITING),
+            )
+
+    def fail(self, key: str, error: str, max_attempts: int, backoff: float) -> str:
+        """Record a failed attempt: retry later with exponential backoff, or park it; return the new state."""
+        row = self.conn.execute("SELECT attempts FROM extraction_queue WHERE interaction_key = ?", (key,)).fetchone()
+        attempts = (row[0] if row else 0) + 1
+        state = PARKED if attempts >= max_attempts else PENDING
+        with self.conn:
+            self.conn.execute(
+                "UPDATE extraction_queue SET attempts = ?, state = ?, last_error = ?, next_attempt = ?, updated_at = ?"
+                " WHERE interaction_key = ?",
+                (attempts, state, error[:500], time.time() + backoff * 2 ** (attempts - 1), now_iso(), key),
+            )
+        return state
+
+    def unpark(self) -> int:
+        """Give every parked item another set of attempts (after a fix)."""
+        with self.conn:
+            cursor = self.conn.execute(
+                "UPDATE extraction_queue SET state = ?, attempts = 0, next_attempt = 0 WHERE state = ?",
+                (PENDING, PARKED),
+            )
+        return cursor.rowcount
+
+    def parked(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT interaction_key, score, attempts, last_error, updated_at FROM extraction_queue WHERE state = ?",
+            (PARKED,),
+        ).fetchall()
+        return [
+            dict(zip(("interaction_key", "score", "attempts", "error", "updated_at"), r, strict=True)) for r in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Scored, high-value, and queue items per state."""
+        states = dict(self.conn.execute("SELECT state, COUNT(*) FROM extraction_queue GROUP BY state").fetchall())
+        return {
+            "scored": int(self.conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0]),
+            "high_value": int(self.conn.execute("SELECT COUNT(*) FROM scores WHERE high_value = 1").fetchone()[0]),
+            "pending_extractions": int(states.get(PENDING, 0)),
+            "waiting_extractions": int(states.get(WAITING, 0)),
+            "parked_extractions": int(states.get(PARKED, 0)),
+            "extracted": int(states.get(DONE, 0)),
+        }
+
+    # -- feedback --------------------------------------------------------------------------------------------
+    def add_feedback(self, key: str, value: int, correction: str | None) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO feedback (interaction_key, value, correction, created_at) VALUES (?, ?, ?, ?)",
+                (key, value, correction, now_iso()),
+            )
+
+    def latest_feedback(self, key: str) -> tuple[int, str | None] | None:
+        row = self.conn.execute(
+            "SELECT value, correction FROM feedback WHERE interaction_key = ? ORDER BY id DESC LIMIT 1", (key,)
+        ).fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    def interaction_of_event(self, event_id: str) -> str | None:
+        row = self.conn.execute("SELECT interaction_key FROM events WHERE id = ?", (event_id,)).fetchone()
+        return row[0] if row else None
