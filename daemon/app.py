@@ -134,6 +134,53 @@ class Skilld:
         with self.lock:
             return load_interaction(self.store, self.registry, key)
 
+    def search(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """Learned skills best matching a question."""
+        with self.lock:
+            return self.learner.library.search(query, limit)
+
+    def explain(self, event_id: str) -> dict[str, Any]:
+        """An event's interaction's value score with its components."""
+        return self.learner.explain(event_id)
+
+    def feedback(self, event_id: str, value: int, correction: str | None) -> dict[str, Any]:
+        """Thumbs (and a correction) for an event's interaction; it is re-scored at once."""
+        result = self.learner.feedback(event_id, value, correction)
+        self.learner.run_until_idle(backoff=self.settings.extraction.backoff_seconds)
+        return result
+
+    def skills(self, action: str, argument: str | None = None) -> Any:
+        """`skills list|show|export|import|delete`."""
+        library = self.learner.library
+        with self.lock:
+            if action == "list":
+                return [{"id": h.id, **h.payload} for h in library.all()]
+            if action == "show":
+                skill = library.get(str(argument))
+                if skill is None:
+                    raise LookupError(f"no skill {argument}")
+                return skill
+            if action == "export":
+                return {"exported": library.export(Path(str(argument))), "path": str(argument)}
+            if action == "import":
+                counts = library.import_(Path(str(argument)))
+            elif action == "delete":
+                if not library.delete(str(argument)):
+                    raise LookupError(f"no skill {argument}")
+                counts = {"deleted": 1}
+            else:
+                raise ValueError(f"unknown skills action {action}")
+            self.learner.remember_skill_count()
+            return counts
+
+    def dataset(self, action: str, directory: str | None = None) -> dict[str, Any]:
+        """`dataset stats|export`."""
+        with self.lock:
+            datasets = self.learner.datasets
+            if action == "stats":
+                return datasets.stats()
+            return datasets.export(Path(str(directory)), self.settings.dataset.validation_fraction)
+
     def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored dead letters, oldest first."""
         with self.lock:
@@ -157,6 +204,7 @@ class Skilld:
             for followed in files:
                 if followed.key in self.tailer.files:
                     self.tailer.retire(followed)
+        lines += self.learner.score_batch()
         if report.events or report.dead_letters:
             log.info("ingested", extra={"events": report.events, "dead_letters": report.dead_letters})
         return lines
@@ -176,6 +224,8 @@ class Skilld:
         if ready is not None:
             ready.set()
         last_scan = 0.0
+        extraction = threading.Thread(target=self._extract_forever, name="extraction", daemon=True)
+        extraction.start()
         try:
             while not self.stopping.is_set():
                 woken = watcher.take()
@@ -186,7 +236,18 @@ class Skilld:
                     watcher.wait(t.poll_interval, self.stopping)
         finally:
             watcher.stop()
+            extraction.join(timeout=30)
             log.info("skilld stopped")
+
+    def _extract_forever(self) -> None:
+        """The extraction stage, beside ingestion: a model call never holds up the tailer."""
+        while not self.stopping.is_set():
+            try:
+                if not self.learner.extract_one():
+                    self.stopping.wait(1.0)
+            except Exception:
+                log.exception("extraction stage failed; retrying in 10 s")
+                self.stopping.wait(10.0)
 
 
 # Below this many bytes a second process costs more than it saves.

@@ -76,8 +76,8 @@ def dispatch(
             return local(app)
         finally:
             app.close()
-    except PathError as exc:
-        raise Failure(str(exc)) from None
+    except (PathError, LookupError, ValueError) as exc:
+        raise Failure(str(exc).strip("'\"")) from None
     finally:
         lock.release()
 
@@ -140,6 +140,11 @@ def handlers(app: Skilld) -> dict[str, control.Handler]:
         "status": lambda payload: app.status(),
         "ingest": lambda payload: app.ingest([Path(p) for p in payload["paths"]], payload.get("learn", True)).as_dict(),
         "deadletters.list": lambda payload: app.dead_letters(payload.get("limit")),
+        "search": lambda payload: app.search(payload["query"], payload["limit"]),
+        "explain": lambda payload: app.explain(payload["event_id"]),
+        "feedback": lambda payload: app.feedback(payload["event_id"], payload["value"], payload.get("correction")),
+        "skills": lambda payload: app.skills(payload["action"], payload.get("argument")),
+        "dataset": lambda payload: app.dataset(payload["action"], payload.get("directory")),
         "deadletters.replay": lambda payload: app.replay(),
     }
 
@@ -230,6 +235,156 @@ def deadletters_replay(ctx: Context, as_json: bool) -> None:
     """Read every dead-lettered line again from its file (after a fix); those that now read become events."""
     counts = dispatch(ctx, "deadletters.replay", {}, lambda app: app.replay())
     emit(counts, as_json, lambda c: click.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c.items()), err=True))
+
+
+def _show_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str), err=True)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def search(ctx: Context, query: str, limit: int, as_json: bool) -> None:
+    """Learned skills that match a question, best first."""
+    hits = dispatch(ctx, "search", {"query": query, "limit": limit}, lambda app: app.search(query, limit))
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        for hit in rows:
+            click.echo(f"{hit['score']:.3f}  {hit['name']}  ({hit['id']})", err=True)
+            click.echo(f"       {hit['description']}", err=True)
+            for number, step in enumerate(hit.get("steps", []), 1):
+                click.echo(f"       {number}. {step}", err=True)
+        if not rows:
+            click.echo("no skills yet", err=True)
+
+    emit(hits, as_json, human)
+
+
+@cli.command()
+@click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def explain(ctx: Context, event_id: str, as_json: bool) -> None:
+    """An event's value score, with its five components and why each has its value."""
+    result = dispatch(ctx, "explain", {"event_id": event_id}, lambda app: app.explain(event_id))
+
+    def human(r: dict[str, Any]) -> None:
+        click.echo(f"value score {r['score']:.3f} (threshold {r['threshold']}) for {r['interaction']}", err=True)
+        for name, weight in r["weights"].items():
+            click.echo(f"  {name:<12} {r[name]:.2f} x {weight:.2f}  {r['reasons'][name]}", err=True)
+
+    emit(result, as_json, human)
+
+
+@cli.command()
+@click.argument("event_id")
+@click.option("--up", "value", flag_value=1, help="The answer was good.")
+@click.option("--down", "value", flag_value=-1, help="The answer was bad.")
+@click.option("--correction", help="What the answer should have been (kept as a preference pair).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def feedback(ctx: Context, event_id: str, value: int | None, correction: str | None, as_json: bool) -> None:
+    """Thumbs up or down for an event's interaction; it is scored again at once."""
+    if value is None:
+        raise Failure("feedback: give --up or --down", 2)
+    payload = {"event_id": event_id, "value": value, "correction": correction}
+    result = dispatch(ctx, "feedback", payload, lambda app: app.feedback(event_id, value, correction))
+    emit(
+        result,
+        as_json,
+        lambda r: click.echo(
+            f"recorded; value score now {r['score']['score']:.3f}" if r["score"] else "recorded", err=True
+        ),
+    )
+
+
+@cli.group()
+def skills() -> None:
+    """The skill library: list, show, export, import, delete."""
+
+
+def _skills(ctx: Context, action: str, argument: str | None) -> Any:
+    return dispatch(ctx, "skills", {"action": action, "argument": argument}, lambda app: app.skills(action, argument))
+
+
+@skills.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def skills_list(ctx: Context, as_json: bool) -> None:
+    """Every learned skill."""
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        for s in rows:
+            click.echo(
+                f"{s['id']}  {s['name']}  evidence {s['evidence_count']}, success {s['success_rate']:.0%}", err=True
+            )
+        click.echo(f"{len(rows)} skills", err=True)
+
+    emit(_skills(ctx, "list", None), as_json, human)
+
+
+@skills.command("show")
+@click.argument("skill_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def skills_show(ctx: Context, skill_id: str, as_json: bool) -> None:
+    """One skill with its evidence."""
+    emit(_skills(ctx, "show", skill_id), as_json, _show_json)
+
+
+@skills.command("export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def skills_export(ctx: Context, file: Path, as_json: bool) -> None:
+    """Write every skill to a JSONL file another workstation can import."""
+    emit(_skills(ctx, "export", str(file.absolute())), as_json, _show_json)
+
+
+@skills.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def skills_import(ctx: Context, file: Path, as_json: bool) -> None:
+    """Read an export; skills already here gain its evidence instead of being duplicated."""
+    emit(_skills(ctx, "import", str(file.absolute())), as_json, _show_json)
+
+
+@skills.command("delete")
+@click.argument("skill_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def skills_delete(ctx: Context, skill_id: str, as_json: bool) -> None:
+    """Delete one skill."""
+    emit(_skills(ctx, "delete", skill_id), as_json, _show_json)
+
+
+@cli.group()
+def dataset() -> None:
+    """The fine-tuning dataset: stats, export."""
+
+
+@dataset.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def dataset_stats(ctx: Context, as_json: bool) -> None:
+    """Examples, preference pairs, sources and size of the dataset."""
+    emit(dispatch(ctx, "dataset", {"action": "stats"}, lambda app: app.dataset("stats")), as_json, _show_json)
+
+
+@dataset.command("export")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def dataset_export(ctx: Context, directory: Path, as_json: bool) -> None:
+    """Write train.jsonl and validation.jsonl (a stable split) into a directory."""
+    target = str(directory.absolute())
+    result = dispatch(
+        ctx, "dataset", {"action": "export", "directory": target}, lambda app: app.dataset("export", target)
+    )
+    emit(result, as_json, _show_json)
 
 
 def main() -> NoReturn:

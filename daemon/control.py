@@ -82,6 +82,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
             payload = json.loads(self.rfile.read(length) or b"{}")
             self._reply(200, handler(payload))
+        except (LookupError, ValueError, OSError) as exc:  # a request the user can fix: one line back
+            self._reply(400, {"error": str(exc).strip("'\"")})
         except Exception as exc:
             log.exception("request failed", extra={"command": command})
             self._reply(500, {"error": str(exc) or type(exc).__name__})

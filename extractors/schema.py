@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+TAG_PATTERN = r"^[a-z][a-z0-9+#.-]{1,23}$"
 
 
 class SkillPattern(BaseModel):
@@ -17,7 +19,7 @@ class SkillPattern(BaseModel):
     description: str = Field(min_length=10, max_length=300, description="when and why to use it")
     prerequisites: list[str] = Field(default_factory=list, max_length=3)
     steps: list[str] = Field(min_length=1, max_length=5)
-    tags: list[str] = Field(min_length=1, max_length=5)
+    tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] = Field(min_length=1, max_length=5)
     example: str = Field(default="", max_length=300)
 
 
@@ -36,7 +38,7 @@ def skill_json_schema() -> dict[str, Any]:
                 "minItems": 1,
                 "maxItems": 5,
             },
-            "tags": {"type": "array", "items": {**text, "minLength": 2, "maxLength": 24}, "minItems": 1, "maxItems": 5},
+            "tags": {"type": "array", "items": {**text, "pattern": TAG_PATTERN}, "minItems": 1, "maxItems": 5},
             "example": {**text, "maxLength": 300},
         },
         "required": ["name", "description", "prerequisites", "steps", "tags", "example"],
