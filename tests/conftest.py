@@ -43,3 +43,19 @@ def app(settings: Settings) -> Iterator[Skilld]:
     application = Skilld(settings)
     yield application
     application.close()
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The real bundled embedding model, loaded once per test session."""
+    from storage.embeddings import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def llama():  # type: ignore[no-untyped-def]
+    """The real bundled SmolLM2 model in llama.cpp, loaded once per test session."""
+    from extractors.llama_cpp import LlamaCppBackend, bundled_model_path
+
+    return LlamaCppBackend(bundled_model_path())

@@ -126,7 +126,7 @@ def test_a_half_written_last_line_waits_for_its_end(app: Skilld, telemetry: Path
     path = telemetry / "aidb-events.jsonl"
     first, second = (json.dumps(r) for r in numbered(2))
     path.write_text(first + "\n" + second[:15])
-    assert app.step(scan=True) == 1
+    app.step(scan=True)
     assert app.status()["events"] == 1 and app.status()["lag_bytes"] == 15
     with open(path, "a") as handle:
         handle.write(second[15:] + "\n")
