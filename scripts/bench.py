@@ -93,30 +93,224 @@ def bench_ingest(lines: int, runs: int, work: Path) -> dict[str, Any]:
     }
 
 
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 3),
+        "p95_ms": round(ordered[int(len(ordered) * 0.95)] * 1000, 3),
+    }
+
+
+def bench_scoring(work: Path, interactions: int) -> dict[str, Any]:
+    """Scoring throughput with embeddings, beside the embedding model's raw encode rate in the same run."""
+    from corpus import TOPICS
+
+    from daemon.app import Skilld
+    from daemon.config import load_settings
+
+    corpus = work / "scoring-telemetry"
+    lines = []
+    for i in range(interactions):
+        q, a = TOPICS[i % len(TOPICS)]
+        lines.append(
+            json.dumps(
+                {
+                    "event_type": "completion",
+                    "extension": "bench",
+                    "success": True,
+                    "prompt": f"{q} (variant {i})",
+                    "completion": a,
+                    "user_feedback": i % 2,
+                }
+            )
+        )
+    corpus.mkdir(parents=True, exist_ok=True)
+    (corpus / "vscode-events.jsonl").write_text("\n".join(lines) + "\n")
+    app = Skilld(load_settings(home=work / "home-scoring"))
+    app.ingest([corpus], learn=False)
+    embedder = app.learner.embedder
+    texts = [f"calibration sentence number {i} about {TOPICS[i % len(TOPICS)][0]}" for i in range(interactions)]
+    embedder.encode(texts[:64])
+    start = time.perf_counter()
+    embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True, show_progress_bar=False)
+    encode_rate = interactions / (time.perf_counter() - start)
+    app.learner.library.count()  # open the stores before the clock starts
+    start = time.perf_counter()
+    while app.learner.score_batch():
+        pass
+    scored = app.status()["scored"]
+    scoring_rate = scored / (time.perf_counter() - start)
+    app.close()
+    return {
+        "interactions": scored,
+        "raw_encode_per_s": round(encode_rate, 1),
+        "scoring_events_per_s": round(scoring_rate, 1),
+        "ratio": round(scoring_rate / encode_rate, 3),
+        "target_ratio": 0.8,
+    }
+
+
+def bench_search(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
+    """Skill search latency p50/p95 for both vector stores, on random unit vectors of the model's size."""
+    import numpy as np
+
+    from storage.vectors.base import SKILLS, VectorPoint, point_id
+    from storage.vectors.edge import EdgeVectorStore
+    from storage.vectors.server import ServerVectorStore
+
+    rng = np.random.default_rng(0)
+    results: dict[str, Any] = {}
+    for size in sizes:
+        vectors = rng.standard_normal((size, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        probes = vectors[rng.integers(0, size, queries)] + rng.standard_normal((queries, 384)).astype(np.float32) * 0.1
+        for kind in ("edge", "server"):
+            root = work / f"search-{kind}-{size}"
+            store = EdgeVectorStore(root) if kind == "edge" else ServerVectorStore(path=str(root))
+            store.ensure_collection(SKILLS, 384)
+            start = time.perf_counter()
+            for begin in range(0, size, 1000):
+                store.upsert(
+                    SKILLS,
+                    [
+                        VectorPoint(point_id("bench", str(i)), vectors[i], {"name": f"skill {i}", "tags": ["bench"]})
+                        for i in range(begin, min(size, begin + 1000))
+                    ],
+                )
+            load = time.perf_counter() - start
+            index = 0.0
+            if isinstance(store, EdgeVectorStore):
+                start = time.perf_counter()
+                store.optimize()
+                index = time.perf_counter() - start
+            samples = []
+            for probe in probes:
+                start = time.perf_counter()
+                store.search(SKILLS, probe, 5)
+                samples.append(time.perf_counter() - start)
+            store.close()
+            results[f"{kind}_{size}"] = {
+                "points": size,
+                "load_s": round(load, 2),
+                "index_s": round(index, 2),
+                **_percentiles(samples),
+            }
+            print(
+                f"  search {kind:>6} {size:>7} points: p50 {results[f'{kind}_{size}']['p50_ms']} ms, "
+                f"p95 {results[f'{kind}_{size}']['p95_ms']} ms (load {load:.1f} s, index {index:.1f} s)",
+                file=sys.stderr,
+            )
+    results["target_default_p95_ms"] = 5.0
+    return results
+
+
+def bench_extraction(runs: int) -> dict[str, Any]:
+    """Decode speed of the bundled model, constrained to the skill schema vs unconstrained, side by side."""
+    from extractors.extractor import Extractor
+    from extractors.llama_cpp import LlamaCppBackend, bundled_model_path
+
+    backend = LlamaCppBackend(bundled_model_path())
+    extractor = Extractor(backend)
+    cases = [
+        ("How do I undo my last git commit but keep the changes?", "Run `git reset --soft HEAD~1`."),
+        ("How do I read a CSV into pandas?", "Use `pd.read_csv('data.csv')`."),
+    ]
+    plain: list[float] = []
+    constrained: list[float] = []
+    for _ in range(runs):
+        for query, response in cases:
+            messages = extractor.prompt.render(query, response, 1500)
+            free = backend.complete(messages, None, 160)
+            plain.append(free.tokens / free.seconds)
+            bound = backend.complete(messages, extractor.schema, 160)
+            constrained.append(bound.tokens / bound.seconds)
+    p, c = statistics.median(plain), statistics.median(constrained)
+    return {
+        "model": backend.model,
+        "unconstrained_tok_per_s": round(p, 1),
+        "constrained_tok_per_s": round(c, 1),
+        "ratio": round(c / p, 3),
+        "target_ratio": 0.8,
+    }
+
+
+def bench_memory(work: Path) -> dict[str, Any]:
+    """Peak resident memory of `skilld run` once both models are loaded (one interaction extracted)."""
+    from tests.helpers import Daemon, wait_for
+
+    telemetry = work / "memory-telemetry"
+    (telemetry / "dev_data" / "0.2.0").mkdir(parents=True)
+    chat = {
+        "eventName": "chatInteraction",
+        "schema": "0.2.0",
+        "sessionId": "s",
+        "prompt": "How do I list files?",
+        "completion": "Use `ls -la` to list every file with details.",
+    }
+    (telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl").write_text(json.dumps(chat) + "\n")
+    (telemetry / "dev_data" / "0.2.0" / "chatFeedback.jsonl").write_text(
+        json.dumps({**chat, "eventName": "chatFeedback", "feedback": True}) + "\n"
+    )
+    home = work / "home-memory"
+    home.mkdir()
+    with Daemon(home, telemetry) as daemon:
+        wait_for(lambda: daemon.status()["extracted"] + daemon.status()["parked_extractions"] >= 1, 300, "extraction")
+        assert daemon.process is not None
+        status = Path(f"/proc/{daemon.process.pid}/status").read_text()
+    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+    return {"peak_rss_mb": round(peak_kb / 1024, 1), "target_mb": 800}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=200_000, help="corpus size for the ingest benchmark")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
+    parser.add_argument("--sizes", default="10000,100000", help="skill counts for the search benchmark")
+    parser.add_argument("--only", default="ingest,scoring,search,extraction,memory", help="which benchmarks")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     with tempfile.TemporaryDirectory(prefix="skilld-bench-") as tmp:
-        print(f"ingest: {args.lines} lines, {args.runs} runs each ...", file=sys.stderr)
-        ingest = bench_ingest(args.lines, args.runs, Path(tmp))
-        results["ingest"] = ingest
-        print(
-            f"ingest ({ingest['corpus_lines']} lines, {ingest['corpus_bytes'] / 1e6:.0f} MB, redaction on):\n"
-            f"  in process, one worker      {ingest['in_process_events_per_s']:>8} events/s\n"
-            f"  in process, {os.cpu_count()} workers       {ingest['in_process_parallel_events_per_s']:>8} events/s\n"
-            f"  `skilld ingest --no-learn`  {ingest['command_events_per_s']:>8} events/s (start-up included; "
-            f"target {ingest['target_command_events_per_s']})"
-        )
+        if "ingest" in only:
+            _report_ingest(results, bench_ingest(args.lines, args.runs, Path(tmp)))
+        if "scoring" in only:
+            scoring = results["scoring"] = bench_scoring(Path(tmp), 2000)
+            print(
+                f"scoring: {scoring['scoring_events_per_s']} interactions/s with embeddings, raw encode "
+                f"{scoring['raw_encode_per_s']}/s: ratio {scoring['ratio']} (target {scoring['target_ratio']})"
+            )
+        if "search" in only:
+            results["search"] = bench_search(Path(tmp), [int(x) for x in args.sizes.split(",")], 300)
+            for key, row in results["search"].items():
+                if isinstance(row, dict):
+                    print(f"search {key}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms")
+        if "extraction" in only:
+            extraction = results["extraction"] = bench_extraction(args.runs)
+            print(
+                f"extraction ({extraction['model']}): constrained {extraction['constrained_tok_per_s']} tok/s, "
+                f"unconstrained {extraction['unconstrained_tok_per_s']} tok/s: ratio {extraction['ratio']}"
+            )
+        if "memory" in only:
+            memory = results["memory"] = bench_memory(Path(tmp))
+            print(f"daemon peak memory with both models loaded: {memory['peak_rss_mb']} MB (target 800)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")
+
+
+def _report_ingest(results: dict[str, Any], ingest: dict[str, Any]) -> None:
+    results["ingest"] = ingest
+    print(
+        f"ingest ({ingest['corpus_lines']} lines, {ingest['corpus_bytes'] / 1e6:.0f} MB, redaction on):\n"
+        f"  in process, one worker      {ingest['in_process_events_per_s']:>8} events/s\n"
+        f"  in process, {os.cpu_count()} workers       {ingest['in_process_parallel_events_per_s']:>8} events/s\n"
+        f"  `skilld ingest --no-learn`  {ingest['command_events_per_s']:>8} events/s (start-up included; "
+        f"target {ingest['target_command_events_per_s']})"
+    )
 
 
 if __name__ == "__main__":
