@@ -143,10 +143,15 @@ class Skilld:
         """An event's interaction's value score with its components."""
         return self.learner.explain(event_id)
 
-    def feedback(self, event_id: str, value: int, correction: str | None) -> dict[str, Any]:
-        """Thumbs (and a correction) for an event's interaction; it is re-scored at once."""
+    def feedback(self, event_id: str, value: int, correction: str | None, drain: bool = False) -> dict[str, Any]:
+        """Thumbs (and a correction) for an event's interaction; it is re-scored at once.
+
+        With drain (a command with no daemon), an interaction that became valuable is extracted before
+        returning; a running daemon's extraction stage picks it up instead.
+        """
         result = self.learner.feedback(event_id, value, correction)
-        self.learner.run_until_idle(backoff=self.settings.extraction.backoff_seconds)
+        if drain:
+            self.learner.run_until_idle(backoff=self.settings.extraction.backoff_seconds)
         return result
 
     def skills(self, action: str, argument: str | None = None) -> Any:

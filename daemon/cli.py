@@ -77,7 +77,7 @@ def dispatch(
         finally:
             app.close()
     except (PathError, LookupError, ValueError) as exc:
-        raise Failure(str(exc).strip("'\"")) from None
+        raise Failure(str(exc.args[0]) if exc.args else str(exc)) from None
     finally:
         lock.release()
 
@@ -290,7 +290,7 @@ def feedback(ctx: Context, event_id: str, value: int | None, correction: str | N
     if value is None:
         raise Failure("feedback: give --up or --down", 2)
     payload = {"event_id": event_id, "value": value, "correction": correction}
-    result = dispatch(ctx, "feedback", payload, lambda app: app.feedback(event_id, value, correction))
+    result = dispatch(ctx, "feedback", payload, lambda app: app.feedback(event_id, value, correction, drain=True))
     emit(
         result,
         as_json,

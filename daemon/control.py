@@ -83,7 +83,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             payload = json.loads(self.rfile.read(length) or b"{}")
             self._reply(200, handler(payload))
         except (LookupError, ValueError, OSError) as exc:  # a request the user can fix: one line back
-            self._reply(400, {"error": str(exc).strip("'\"")})
+            self._reply(400, {"error": str(exc.args[0]) if exc.args else str(exc)})
         except Exception as exc:
             log.exception("request failed", extra={"command": command})
             self._reply(500, {"error": str(exc) or type(exc).__name__})

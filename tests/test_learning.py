@@ -216,7 +216,7 @@ def test_feedback_rescores_and_a_correction_becomes_a_preference_pair(app: Skill
     app.ingest([telemetry], learn=True)
     ((event_id,),) = rows(app.home, "SELECT id FROM events")
     assert app.explain(event_id)["score"] < 0.7
-    result = app.feedback(event_id, 1, "Run `date` in a terminal; mail me at jo@example.com")
+    result = app.feedback(event_id, 1, "Run `date` in a terminal; mail me at jo@example.com", drain=True)
     assert result["score"]["score"] >= 0.7 and result["score"]["feedback"] == 1.0
     assert app.explain(event_id)["reasons"]["feedback"] == "thumbs up"
     (pair,) = read_records(app.home / "datasets" / "preferences.jsonl")
