@@ -16,17 +16,20 @@ from typing import Any
 
 from daemon.adapters.registry import AdapterRegistry
 from daemon.config import Settings
+from daemon.finetune.cycle import FineTuner
 from daemon.ingest import Ingestor, IngestReport
 from daemon.interaction import Interaction
 from daemon.interactions import load_interaction
 from daemon.pipeline import SKILL_COUNT, Learner
 from daemon.privacy import Privacy, Redactor, UserHasher
 from daemon.replay import replay_dead_letters
+from daemon.scheduler import Scheduler
 from daemon.sources.tailer import Tailer, find_files
 from daemon.sources.watcher import Watcher
-from daemon.status import status_report
+from daemon.status import dataset_examples, status_report
 from storage.db import ensure_private_dir
 from storage.events import EventStore
+from storage.models import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,11 @@ class Skilld:
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.learner = Learner(settings, self.store, self.registry, self.privacy, self.lock)
+        self.models = ModelRegistry(self.store.conn)
+        self.finetuner = FineTuner(settings, self.models, self.learner, self.lock)
+        active = self.models.active()
+        if active is not None and active["adapter"]:
+            self.learner.adapter = Path(active["adapter"])
 
     def close(self) -> None:
         """Close files and stores."""
@@ -127,7 +135,36 @@ class Skilld:
             report.update(self.learner.learning.counts())
             report["skills"] = self.learner.learning.cursor(SKILL_COUNT)
             report["parked"] = self.learner.learning.parked()
+            report["finetune"] = self.finetune_state()
             return report
+
+    def finetune_state(self) -> dict[str, Any]:
+        """The model registry and the run in progress, if any."""
+        versions = self.models.versions()
+        active = self.models.active()
+        return {
+            "active_version": active["id"] if active else None,
+            "adapter": active["adapter"] if active else None,
+            "running": self.finetuner.progress or (self.models.running() is not None),
+            "versions": versions[-10:],
+        }
+
+    def finetune(self, trigger: str = "manual", on_progress: Any = None) -> dict[str, Any]:
+        """One fine-tuning cycle now; waits for it."""
+        return self.finetuner.run(trigger, on_progress)
+
+    def rollback(self) -> dict[str, Any]:
+        """Return to the previous active version (or the base model) and deploy it."""
+        with self.lock:
+            old, new = self.models.rollback()
+        adapter = Path(new["adapter"]) if new and new["adapter"] else None
+        deployment = self.learner.use_adapter(adapter)
+        return {
+            "rolled_back": old["id"] if old else None,
+            "active_version": new["id"] if new else None,
+            "adapter": str(adapter) if adapter else None,
+            "deployment": deployment,
+        }
 
     def interaction(self, key: str) -> Interaction | None:
         """One interaction, folded from its stored events."""
@@ -222,6 +259,10 @@ class Skilld:
                 ensure_private_dir(path)
         watcher = Watcher(self.settings.telemetry_paths, poll=t.poll, interval=t.poll_interval)
         watcher.start()
+        if self.models.interrupted():
+            log.warning("a fine-tuning run was interrupted by the last stop; marked failed")
+        scheduler = Scheduler(self.settings, self.finetuner, lambda: dataset_examples(self.home))
+        scheduler.start()
         log.info(
             "skilld running",
             extra={"home": str(self.home), "telemetry": [str(p) for p in self.settings.telemetry_paths]},
@@ -241,6 +282,7 @@ class Skilld:
                     watcher.wait(t.poll_interval, self.stopping)
         finally:
             watcher.stop()
+            scheduler.stop()
             extraction.join(timeout=30)
             log.info("skilld stopped")
 

@@ -145,6 +145,9 @@ def handlers(app: Skilld) -> dict[str, control.Handler]:
         "feedback": lambda payload: app.feedback(payload["event_id"], payload["value"], payload.get("correction")),
         "skills": lambda payload: app.skills(payload["action"], payload.get("argument")),
         "dataset": lambda payload: app.dataset(payload["action"], payload.get("directory")),
+        "finetune": lambda payload: app.finetune(payload.get("trigger", "manual")),
+        "finetune.state": lambda payload: app.finetune_state(),
+        "rollback": lambda payload: app.rollback(),
         "deadletters.replay": lambda payload: app.replay(),
     }
 
@@ -385,6 +388,109 @@ def dataset_export(ctx: Context, directory: Path, as_json: bool) -> None:
         ctx, "dataset", {"action": "export", "directory": target}, lambda app: app.dataset("export", target)
     )
     emit(result, as_json, _show_json)
+
+
+@cli.command()
+@click.option("--now", is_flag=True, help="Run one cycle now and wait for it (else show the model registry).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def finetune(ctx: Context, now: bool, as_json: bool) -> None:
+    """Fine-tune the local model on the dataset: train, evaluate, promote or reject, deploy."""
+    if not now:
+        state = dispatch(ctx, "finetune.state", {}, lambda app: app.finetune_state(), exclusive=False)
+        emit(state, as_json, _show_json)
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("fine-tuning"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=_stderr_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("train", total=None, detail="")
+
+        def show(event: dict[str, Any]) -> None:
+            bar.update(
+                task,
+                total=event["steps"],
+                completed=event["step"],
+                detail=f"loss {event['loss']:.3f}, {event['tokens_per_s']:.0f} tok/s",
+            )
+
+        result = _finetune_with_progress(ctx, show)
+    if result["status"] == "failed":
+        raise Failure(f"fine-tuning failed: {result['reason']}")
+
+    def human(r: dict[str, Any]) -> None:
+        line = (
+            f"{r['status']}"
+            + (f" v{r['version']}" if r["version"] else "")
+            + (f": {r['reason']}" if r.get("reason") else "")
+        )
+        click.echo(line, err=True)
+        if r.get("adapter"):
+            click.echo(f"adapter {r['adapter']}", err=True)
+
+    emit(result, as_json, human)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _finetune_with_progress(ctx: Context, show: Callable[[dict[str, Any]], None]) -> Any:
+    """Run a cycle in the daemon (polling its progress) or here (with a progress callback)."""
+    import threading
+
+    home = ctx.settings.home
+    outcome: dict[str, Any] = {}
+
+    def ask_daemon() -> None:
+        try:
+            outcome["result"] = control.call(home, "finetune", {"trigger": "manual"})
+        except Exception as exc:  # handed to the main thread below
+            outcome["error"] = exc
+
+    try:
+        control.call(home, "ping", timeout=5)
+    except (ConnectionError, OSError):
+        return dispatch(ctx, "finetune", {}, lambda app: app.finetune("manual", show))
+    worker = threading.Thread(target=ask_daemon, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(timeout=1.0)
+        try:
+            running = control.call(home, "finetune.state", timeout=5).get("running")
+        except (ConnectionError, OSError, control.DaemonError):
+            continue
+        if isinstance(running, dict) and "step" in running:
+            show(running)
+    if "error" in outcome:
+        raise Failure(str(outcome["error"]))
+    return outcome["result"]
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def rollback(ctx: Context, as_json: bool) -> None:
+    """Return to the previously active fine-tuned version (or the base model), at once."""
+    result = dispatch(ctx, "rollback", {}, lambda app: app.rollback())
+    emit(
+        result,
+        as_json,
+        lambda r: click.echo(
+            f"rolled back v{r['rolled_back']}; now "
+            + (f"v{r['active_version']}" if r["active_version"] else "the base model"),
+            err=True,
+        ),
+    )
 
 
 def main() -> NoReturn:

@@ -133,6 +133,34 @@ class DatasetConfig(Section):
     validation_fraction: float = Field(default=0.1, ge=0, lt=1)
 
 
+class FinetuneConfig(Section):
+    min_examples: int = Field(default=1000, ge=1)
+    trigger_every: int = Field(default=500, ge=1)
+    schedule: str = "0 2 * * sun"
+    learning_rate: float = Field(default=2e-4, ge=0)
+    epochs: int = Field(default=1, ge=1, le=100)
+    max_steps: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=4, ge=1, le=256)
+    lora_r: int = Field(default=8, ge=1, le=256)
+    lora_alpha: int = Field(default=16, ge=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    max_length: int = Field(default=512, ge=32)
+    promote_margin: float = Field(default=0.01, ge=0, lt=1)
+    eval_examples: int = Field(default=4, ge=0, le=1000)
+    nice: int = Field(default=10, ge=0, le=19)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression (minute hour day month weekday): {exc}") from None
+        return value
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -158,6 +186,7 @@ class Settings(BaseSettings):
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     skills: SkillsConfig = Field(default_factory=SkillsConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("home", mode="after")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.registry import AdapterRegistry
@@ -51,6 +52,7 @@ class Learner:
         self._library: SkillLibrary | None = None
         self._datasets: Datasets | None = None
         self._extractor: Extractor | None = None
+        self.adapter: Path | None = None  # the promoted LoRA the in-process model runs with
         self.extraction_lock = threading.Lock()
 
     # -- parts, loaded on first use --------------------------------------------------------------------------
@@ -98,8 +100,20 @@ class Learner:
             from extractors.factory import open_backend
 
             llm = self.settings.llm
-            self._extractor = Extractor(open_backend(llm), max_tokens=llm.max_tokens, max_chars=llm.max_input_chars)
+            backend = open_backend(llm, lora_path=None if llm.endpoint else self.adapter)
+            self._extractor = Extractor(backend, max_tokens=llm.max_tokens, max_chars=llm.max_input_chars)
         return self._extractor
+
+    def use_adapter(self, adapter: Path | None) -> dict[str, Any]:
+        """Deploy a LoRA adapter (None: the base model) between two extractions, without a restart."""
+        if self.settings.llm.endpoint:
+            from extractors.deploy import deploy_to_server
+
+            return deploy_to_server(self.settings.llm.endpoint, adapter)
+        with self.extraction_lock:  # waits for an extraction in flight; the next one uses the new model
+            self.adapter = adapter
+            self._extractor = None
+        return {"mode": "in-process", "adapter": str(adapter) if adapter else None, "switched": True}
 
     def close(self) -> None:
         if self._vectors is not None:

@@ -134,7 +134,29 @@ def _v2_learning(db: sqlite_utils.Database) -> None:
     db.table("pipeline_state").create({"name": str, "value": int}, pk="name", not_null={"value"})
 
 
-MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning]
+def _v3_models(db: sqlite_utils.Database) -> None:
+    db.table("model_versions").create(
+        {
+            "id": int,
+            "created_at": str,
+            "base_model": str,
+            "adapter": str,
+            "dataset_size": int,
+            "parent": int,
+            "status": str,
+            "metrics": str,
+            "reason": str,
+            "trigger": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"created_at", "base_model", "dataset_size", "status", "metrics", "trigger", "updated_at"},
+        foreign_keys=[("parent", "model_versions", "id")],
+    )
+    db.table("model_versions").create_index(["status"], index_name="model_versions_status")
+
+
+MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

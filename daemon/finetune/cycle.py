@@ -1,0 +1,226 @@
+"""One fine-tuning cycle: train a candidate in a child process, evaluate it, promote or reject, deploy.
+
+A candidate is promoted only when its held-out loss beats the base model's by `finetune.promote_margin`
+and its schema-valid extraction rate on held-out interactions is no worse than the model in use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemon.config import Settings
+from storage.datasets import read_records
+from storage.db import ensure_private_dir
+from storage.models import FAILED, REJECTED, ModelRegistry
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class FineTuner:
+    """Runs cycles one at a time; their state lives in the model registry, so a restart sees it."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry, learner: Any, lock: threading.RLock) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.learner = learner
+        self.lock = lock
+        self.progress: dict[str, Any] = {}
+        self._running = threading.Lock()
+
+    def base_model(self) -> Path:
+        from extractors.llama_cpp import bundled_model_path
+
+        return self.settings.llm.model_path or bundled_model_path()
+
+    def run(self, trigger: str, on_progress: Progress | None = None) -> dict[str, Any]:
+        """One cycle: skipped (with the reason), promoted, rejected (with the reason) or failed."""
+        if not self._running.acquire(blocking=False):
+            return {
+                "status": "skipped",
+                "reason": "a fine-tuning run is already in progress",
+                "version": None,
+                "adapter": None,
+                "metrics": {},
+            }
+        try:
+            return self._cycle(trigger, on_progress)
+        finally:
+            self._running.release()
+            self.progress = {}
+
+    def _cycle(self, trigger: str, on_progress: Progress | None) -> dict[str, Any]:
+        config = self.settings.finetune
+        with self.lock:
+            examples = len(read_records(self.settings.home / "datasets" / "finetune.jsonl"))
+        if examples < config.min_examples:
+            return {
+                "status": "skipped",
+                "version": None,
+                "adapter": None,
+                "metrics": {"examples": examples},
+                "reason": f"{examples} examples in the dataset, fine-tuning needs finetune.min_examples="
+                f"{config.min_examples}",
+            }
+        base = self.base_model()
+        with self.lock:
+            version = self.registry.start(str(base), examples, trigger)
+        run_dir = ensure_private_dir(self.settings.home / "models" / f"v{version}")
+        adapter = run_dir / f"skilld-v{version}.lora.gguf"
+        try:
+            train, validation = self._split(run_dir)
+            job = {
+                "base_model": str(base),
+                "train": str(train),
+                "validation": str(validation),
+                "adapter": str(adapter),
+                "nice": config.nice,
+                "hyperparameters": config.model_dump(
+                    include={
+                        "learning_rate",
+                        "epochs",
+                        "max_steps",
+                        "batch_size",
+                        "lora_r",
+                        "lora_alpha",
+                        "target_modules",
+                        "max_length",
+                    }
+                ),
+            }
+            (run_dir / "job.json").write_text(json.dumps(job, indent=2))
+            metrics = self._train(run_dir, on_progress)
+            metrics.update(self._evaluate(base, adapter, validation))
+        except Exception as exc:
+            with self.lock:
+                self.registry.update(version, status=FAILED, reason=str(exc))
+            log.error("fine-tuning failed", extra={"version": version, "error": str(exc)})
+            return {"status": "failed", "version": version, "adapter": None, "metrics": {}, "reason": str(exc)}
+        return self._decide(version, adapter, metrics)
+
+    def _split(self, run_dir: Path) -> tuple[Path, Path]:
+        with self.lock:
+            self.learner.datasets.export(run_dir / "data", self.settings.dataset.validation_fraction)
+        train, validation = run_dir / "data" / "train.jsonl", run_dir / "data" / "validation.jsonl"
+        train_rows, held_out = read_records(train), read_records(validation)
+        if not held_out and len(train_rows) > 1:  # a tiny dataset: hold one example out all the same
+            held_out, train_rows = train_rows[-1:], train_rows[:-1]
+            train.write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+            validation.write_text("".join(json.dumps(r) + "\n" for r in held_out))
+        if not held_out or not train_rows:
+            raise RuntimeError("the dataset is too small to hold examples out for evaluation")
+        return train, validation
+
+    def _train(self, run_dir: Path, on_progress: Progress | None) -> dict[str, Any]:
+        """Run the training child; relay its progress; return its final metrics."""
+        with open(run_dir / "train.log", "w") as errors:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "daemon.finetune.train", str(run_dir / "job.json")],
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            )
+            assert child.stdout is not None
+            final: dict[str, Any] = {}
+            for line in child.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("event") == "progress":
+                    self.progress = event
+                    log.info(
+                        "training", extra={k: event[k] for k in ("step", "steps", "loss", "tokens_per_s", "eta_s")}
+                    )
+                    if on_progress is not None:
+                        on_progress(event)
+                elif event.get("event") in ("done", "error"):
+                    final = event
+            child.wait()
+        if final.get("event") != "done":
+            raise RuntimeError(
+                final.get("error") or f"training exited with status {child.returncode}; see {run_dir / 'train.log'}"
+            )
+        return {k: v for k, v in final.items() if k != "event"}
+
+    def _valid_rate(self, base: Path, adapter: Path | None, held_out: list[dict[str, Any]]) -> float | None:
+        """Share of held-out interactions for which the model gives a schema-valid skill."""
+        if not held_out:
+            return None
+        from extractors.base import BackendError
+        from extractors.extractor import ExtractionError, Extractor
+        from extractors.llama_cpp import LlamaCppBackend
+
+        llm = self.settings.llm
+        backend = LlamaCppBackend(
+            base, n_ctx=llm.context, threads=llm.threads or None, repeat_penalty=llm.repeat_penalty, lora_path=adapter
+        )
+        extractor = Extractor(backend, max_tokens=llm.max_tokens, max_chars=llm.max_input_chars)
+        valid = 0
+        for record in held_out:
+            user, assistant = record["messages"][1]["content"], record["messages"][2]["content"]
+            try:
+                extractor.extract(user, assistant)
+                valid += 1
+            except (BackendError, ExtractionError):
+                pass
+        return valid / len(held_out)
+
+    def _evaluate(self, base: Path, adapter: Path, validation: Path) -> dict[str, Any]:
+        held_out = read_records(validation)[: self.settings.finetune.eval_examples]
+        active = self.registry.active()
+        current = Path(active["adapter"]) if active and active["adapter"] else None
+        return {
+            "valid_rate_before": self._valid_rate(base, current, held_out),
+            "valid_rate_after": self._valid_rate(base, adapter, held_out),
+            "eval_examples": len(held_out),
+        }
+
+    def _decide(self, version: int, adapter: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+        margin = self.settings.finetune.promote_margin
+        before, after = float(metrics["loss_before"]), float(metrics["loss_after"])
+        improvement = (before - after) / before if before > 0 else 0.0
+        metrics["loss_improvement"] = round(improvement, 5)
+        reasons = []
+        if not metrics.get("loss_is_finite", True):
+            reasons.append("held-out loss is not finite")
+        if improvement < margin:
+            reasons.append(
+                f"held-out loss {before:.4f} -> {after:.4f} improves by {improvement:.2%}, "
+                f"less than finetune.promote_margin={margin:.2%}"
+            )
+        rate_before, rate_after = metrics.get("valid_rate_before"), metrics.get("valid_rate_after")
+        if rate_before is not None and rate_after is not None and rate_after < rate_before:
+            reasons.append(f"schema-valid extraction rate regressed {rate_before:.0%} -> {rate_after:.0%}")
+        with self.lock:
+            if reasons:
+                self.registry.update(
+                    version, status=REJECTED, adapter=str(adapter), metrics=metrics, reason="; ".join(reasons)
+                )
+                log.info("candidate rejected", extra={"version": version, "reason": "; ".join(reasons)})
+                return {
+                    "status": "rejected",
+                    "version": version,
+                    "adapter": str(adapter),
+                    "metrics": metrics,
+                    "reason": "; ".join(reasons),
+                }
+            self.registry.update(version, adapter=str(adapter), metrics=metrics, reason="")
+            self.registry.promote(version)
+        deployment = self.learner.use_adapter(adapter)
+        log.info("candidate promoted", extra={"version": version, "adapter": str(adapter)})
+        return {
+            "status": "promoted",
+            "version": version,
+            "adapter": str(adapter),
+            "metrics": metrics,
+            "deployment": deployment,
+        }
