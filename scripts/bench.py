@@ -261,13 +261,48 @@ def bench_memory(work: Path) -> dict[str, Any]:
     return {"peak_rss_mb": round(peak_kb / 1024, 1), "target_mb": 800}
 
 
+def bench_finetune(work: Path) -> dict[str, Any]:
+    """Training throughput (tokens/s) and the time of one full cycle on the bundled model."""
+    from corpus import TOPICS
+
+    from daemon.app import Skilld
+    from daemon.config import load_settings
+
+    settings = load_settings(home=work / "home-finetune")
+    settings.finetune.min_examples = 8
+    settings.finetune.max_steps = 20
+    settings.finetune.eval_examples = 2
+    settings.finetune.learning_rate = 1e-3
+    app = Skilld(settings)
+    for i, (question, answer) in enumerate(TOPICS * 2):
+        app.learner.datasets.add_example(
+            f"{question} (case {i})",
+            f"{answer} Check the result afterwards.",
+            {"interaction": f"bench:{i}", "source": "bench"},
+        )
+    start = time.perf_counter()
+    result = app.finetune("bench")
+    cycle = time.perf_counter() - start
+    app.close()
+    metrics = result["metrics"]
+    return {
+        "status": result["status"],
+        "cycle_s": round(cycle, 1),
+        "train_s": metrics.get("train_seconds"),
+        "training_tokens_per_s": metrics.get("tokens_per_s"),
+        "steps": metrics.get("steps"),
+        "loss_before": metrics.get("loss_before"),
+        "loss_after": metrics.get("loss_after"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=200_000, help="corpus size for the ingest benchmark")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
     parser.add_argument("--sizes", default="10000,100000", help="skill counts for the search benchmark")
-    parser.add_argument("--only", default="ingest,scoring,search,extraction,memory", help="which benchmarks")
+    parser.add_argument("--only", default="ingest,scoring,search,extraction,memory,finetune", help="which benchmarks")
     args = parser.parse_args()
     only = set(args.only.split(","))
     results: dict[str, Any] = {
@@ -297,6 +332,12 @@ def main() -> None:
         if "memory" in only:
             memory = results["memory"] = bench_memory(Path(tmp))
             print(f"daemon peak memory with both models loaded: {memory['peak_rss_mb']} MB (target 800)")
+        if "finetune" in only:
+            tune = results["finetune"] = bench_finetune(Path(tmp))
+            print(
+                f"fine-tuning (bundled model, {tune['steps']} steps): {tune['training_tokens_per_s']} training "
+                f"tokens/s; one full cycle {tune['cycle_s']} s ({tune['status']})"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")
