@@ -13,7 +13,7 @@ import pytest
 from daemon.app import Skilld
 from daemon.config import Settings
 from daemon.finetune.export import UnsupportedArchitecture, architecture_of, export_gguf_lora, supported
-from extractors.llama_cpp import LlamaCppBackend, bundled_model_path
+from extractors.llama_cpp import bundled_model_path
 from storage.datasets import Datasets
 from storage.models import ModelRegistry
 
