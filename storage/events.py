@@ -57,6 +57,11 @@ class Batch:
         return self.lines
 
 
+# Event ids are stable, so a line stored before (a copy, a re-read after a crash) is ignored, not doubled.
+_INSERT_EVENT = (
+    'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, ts, record) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _FILE_COLUMNS = (
     'id, fingerprint, generation, path, dev, inode, compressed, stream, "offset", tail_hash, tail_len, lines'
 )
@@ -165,11 +170,7 @@ class EventStore:
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             before = self.conn.total_changes
-            self.conn.executemany(
-                'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, '
-                "ts, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                batch.events,
-            )
+            self.conn.executemany(_INSERT_EVENT, batch.events)
             added = self.conn.total_changes - before
             if batch.dead_letters:
                 self.conn.executemany(
@@ -208,11 +209,7 @@ class EventStore:
         """Replace a dead letter by the event it now reads as (or delete it when events is empty)."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(
-                'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, '
-                "ts, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                events,
-            )
+            self.conn.executemany(_INSERT_EVENT, events)
             self.conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_letter_id,))
 
     def update_dead_letter(self, dead_letter_id: str, reason: str) -> None:

@@ -13,15 +13,22 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from daemon.adapters.base import Adapter
 from daemon.adapters.registry import AdapterRegistry
-from daemon.sources.files import LineReader, RawLine, fingerprint, is_compressed, open_binary, tail_matches
+from daemon.sources.files import (
+    LineReader,
+    RawLine,
+    fingerprint,
+    is_compressed,
+    open_binary,
+    tail_hash,
+    tail_matches,
+)
 from storage.events import EventStore, FileRow
 
 log = logging.getLogger(__name__)
-
-PATTERNS = (".jsonl",)
 
 
 def is_telemetry_file(name: str) -> bool:
@@ -133,11 +140,8 @@ class Tailer:
         self.files[key] = followed
         return followed
 
-    def _identify(self, handle: object, path: Path, key: tuple[int, int], compressed: bool) -> FileRow | None:
+    def _identify(self, h: BinaryIO, path: Path, key: tuple[int, int], compressed: bool) -> FileRow | None:
         """The registry row for an opened file: its own, its twin's (a copy), or a new one."""
-        from typing import BinaryIO, cast
-
-        h = cast(BinaryIO, handle)
         fp = fingerprint(h, compressed)
         if fp is None:
             return None
@@ -187,8 +191,6 @@ class Tailer:
         if size < reader.position:
             return True
         if reader.position and reader.tail:
-            from daemon.sources.files import tail_hash
-
             return not tail_matches(reader.handle, reader.position, tail_hash(reader.tail), len(reader.tail), False)
         return False
 
