@@ -18,7 +18,7 @@ from typing import Any
 from daemon.config import Settings
 from storage.datasets import read_records
 from storage.db import ensure_private_dir
-from storage.models import FAILED, REJECTED, ModelRegistry
+from storage.models import CANDIDATE, FAILED, REJECTED, ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ class FineTuner:
             }
             (run_dir / "job.json").write_text(json.dumps(job, indent=2))
             metrics = self._train(run_dir, on_progress)
+            with self.lock:
+                self.registry.update(version, status=CANDIDATE, adapter=str(adapter), metrics=metrics)
             metrics.update(self._evaluate(base, adapter, validation))
         except Exception as exc:
             with self.lock:
