@@ -56,7 +56,7 @@ class ModelRegistry:
         return rows[-1] if rows else None
 
     def running(self) -> dict[str, Any] | None:
-        rows = self._rows("status = ?", (TRAINING,))
+        rows = self._rows("status IN (?, ?)", (TRAINING, CANDIDATE))
         return rows[-1] if rows else None
 
     def start(self, base_model: str, dataset_size: int, trigger: str) -> int:
@@ -65,7 +65,9 @@ class ModelRegistry:
         active = self.active()
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            if self.conn.execute("SELECT 1 FROM model_versions WHERE status = ?", (TRAINING,)).fetchone():
+            if self.conn.execute(
+                "SELECT 1 FROM model_versions WHERE status IN (?, ?)", (TRAINING, CANDIDATE)
+            ).fetchone():
                 raise RuntimeError("a fine-tuning run is already in progress")
             cursor = self.conn.execute(
                 "INSERT INTO model_versions (created_at, base_model, dataset_size, parent, status, metrics, trigger,"
@@ -118,8 +120,8 @@ class ModelRegistry:
         """Mark runs left `training` by a daemon that stopped mid-run as failed; return how many."""
         with self.conn:
             cursor = self.conn.execute(
-                "UPDATE model_versions SET status = ?, reason = ?, updated_at = ? WHERE status = ?",
-                (FAILED, "interrupted: skilld stopped during training", now_iso(), TRAINING),
+                "UPDATE model_versions SET status = ?, reason = ?, updated_at = ? WHERE status IN (?, ?)",
+                (FAILED, "interrupted: skilld stopped during training or evaluation", now_iso(), TRAINING, CANDIDATE),
             )
         return cursor.rowcount
 
