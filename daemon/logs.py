@@ -48,4 +48,5 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("watchdog").setLevel(logging.WARNING)
+    for noisy in ("watchdog", "apscheduler", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
