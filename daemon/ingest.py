@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from daemon.adapters.base import Adapter, AdapterError, as_utc
+from daemon.adapters.base import Adapter, AdapterError
 from daemon.adapters.registry import AdapterRegistry, unknown_reading
-from daemon.interaction import OWN_KEY, Reading
+from daemon.interaction import OWN_KEY, Reading, as_utc
 from daemon.privacy import Privacy, unescape_json_text
 from daemon.sources.files import RawLine, tail_hash
 from daemon.sources.tailer import FollowedFile, Tailer

@@ -8,9 +8,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from daemon.interaction import Reading, as_utc
-
-__all__ = ["as_utc"]
+from daemon.interaction import Reading
 
 
 class AdapterError(ValueError):

@@ -213,7 +213,8 @@ class Tailer:
 
     def ordered(self) -> list[FollowedFile]:
         """Files to read, rotated-away ones first so an old file is read to its end before its successor."""
-        return sorted(self.files.values(), key=lambda f: (f.seen_at >= self._last_scan_floor(), f.row.id))
+        latest = self._last_scan_floor()
+        return sorted(self.files.values(), key=lambda f: (f.seen_at >= latest, f.row.id))
 
     def _last_scan_floor(self) -> float:
         return max((f.seen_at for f in self.files.values()), default=0.0)
