@@ -133,6 +133,16 @@ class DatasetConfig(Section):
     validation_fraction: float = Field(default=0.1, ge=0, lt=1)
 
 
+def _crontab(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"not a crontab expression (minute hour day month weekday): {exc}") from None
+    return value
+
+
 class FinetuneConfig(Section):
     min_examples: int = Field(default=1000, ge=1)
     trigger_every: int = Field(default=500, ge=1)
@@ -149,21 +159,27 @@ class FinetuneConfig(Section):
     eval_examples: int = Field(default=4, ge=0, le=1000)
     nice: int = Field(default=10, ge=0, le=19)
 
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
-        try:
-            CronTrigger.from_crontab(value)
-        except ValueError as exc:
-            raise ValueError(f"not a crontab expression (minute hour day month weekday): {exc}") from None
-        return value
+    _cron = field_validator("schedule")(_crontab)
 
 
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
+
+
+class ApiConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8421, ge=0, le=65535, description="0: any free port (shown in `skilld status`)")
+
+
+class RetentionConfig(Section):
+    events_days: int = Field(default=90, ge=1)
+    schedule: str = "17 3 * * *"
+    manage_telemetry: bool = False
+    compress_after_days: int = Field(default=7, ge=1)
+
+    _cron = field_validator("schedule")(_crontab)
 
 
 class Settings(BaseSettings):
@@ -188,6 +204,8 @@ class Settings(BaseSettings):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("home", mode="after")
     @classmethod
