@@ -7,15 +7,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from daemon import retention
 from daemon.adapters.registry import AdapterRegistry
-from daemon.config import Settings
+from daemon.config import ConfigError, Settings, apply_settings
 from daemon.finetune.cycle import FineTuner
 from daemon.ingest import Ingestor, IngestReport
 from daemon.interaction import Interaction
@@ -24,6 +23,7 @@ from daemon.pipeline import SKILL_COUNT, Learner
 from daemon.privacy import Privacy, Redactor, UserHasher
 from daemon.replay import replay_dead_letters
 from daemon.scheduler import Scheduler
+from daemon.service import Notifier
 from daemon.sources.tailer import Tailer, find_files
 from daemon.sources.watcher import Watcher
 from daemon.status import dataset_examples, status_report
@@ -59,6 +59,9 @@ class Skilld:
         # One stage runs at a time on the store: the daemon loop and requests from the CLI take turns.
         self.lock = threading.RLock()
         self.stopping = threading.Event()
+        self.ready = threading.Event()  # stores open and the tailer running: the daemon serves
+        self.reload_requested = threading.Event()
+        self.api_url: str | None = None  # where the daemon's API listens on TCP, for `status`
         self.learner = Learner(settings, self.store, self.registry, self.privacy, self.lock)
         self.models = ModelRegistry(self.store.conn)
         self.finetuner = FineTuner(settings, self.models, self.learner, self.lock)
@@ -123,7 +126,8 @@ class Skilld:
                     continue
                 report.files += 1
                 while self.ingestor.pump([followed], t.batch_lines, t.batch_seconds, report):
-                    pass
+                    if self.stopping.is_set():  # a stopping daemon: what was read is committed
+                        break
                 report.pending_bytes += followed.reader.pending
                 self.tailer.retire(followed)
         return report
@@ -136,6 +140,10 @@ class Skilld:
             report["skills"] = self.learner.learning.cursor(SKILL_COUNT)
             report["parked"] = self.learner.learning.parked()
             report["finetune"] = self.finetune_state()
+            report["api"] = {
+                "url": self.api_url,
+                "socket": str(self.home / "skilld.sock") if self.ready.is_set() else None,
+            }
             return report
 
     def finetune_state(self) -> dict[str, Any]:
@@ -233,11 +241,31 @@ class Skilld:
         with self.lock:
             return replay_dead_letters(self.store, self.ingestor)
 
+    def forget(self, user_id: str) -> dict[str, Any]:
+        """Remove everything derived from one user (`skilld forget --user`)."""
+        from daemon.forget import forget_user
+
+        result = forget_user(self, user_id)
+        log.info("user forgotten", extra={k: v for k, v in result.items() if k != "user"})
+        return result
+
+    def housekeeping(self) -> dict[str, Any]:
+        """Retention, compression of fully read telemetry, and a vacuum (the scheduled upkeep)."""
+        config = self.settings.retention
+        result: dict[str, Any] = {"expired": retention.expire(self.store, config, self.lock)}
+        result["telemetry"] = retention.compress(self.store, config, self.lock)
+        result["vacuum"] = retention.vacuum(self.store, self.lock)
+        log.info("housekeeping done", extra=result)
+        return result
+
     # -- the daemon ----------------------------------------------------------------------------------------
-    def step(self, scan: bool) -> int:
+    def step(self, scan: bool, notifier: Notifier | None = None) -> int:
         """One round of the loop: maybe rescan, then read every followed file in bounded batches."""
         t = self.settings.telemetry
-        with self.lock:
+        while not self.lock.acquire(timeout=1.0):  # a long command holds the store: alive, waiting
+            if notifier is not None:
+                notifier.alive()
+        try:
             if scan:
                 self.tailer.scan(self.settings.telemetry_paths)
             files = self.tailer.ordered()
@@ -246,45 +274,97 @@ class Skilld:
             for followed in files:
                 if followed.key in self.tailer.files:
                     self.tailer.retire(followed)
+        finally:
+            self.lock.release()
         lines += self.learner.score_batch()
         if report.events or report.dead_letters:
             log.info("ingested", extra={"events": report.events, "dead_letters": report.dead_letters})
         return lines
 
-    def run(self, ready: threading.Event | None = None) -> None:
-        """Follow the telemetry paths until SIGTERM or SIGINT; drain the batch in flight, then return."""
-        t = self.settings.telemetry
+    def run(
+        self,
+        ready: threading.Event | None = None,
+        reloader: Callable[[], Settings] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        """Follow the telemetry paths until asked to stop; drain the batch in flight, then return.
+
+        `reloader` reads the configuration again when `reload_requested` is set (SIGHUP); `notifier`
+        tells systemd when skilld is ready, reloading and stopping, and feeds its watchdog.
+        """
+        notifier = notifier or Notifier()
         for path in self.settings.telemetry_paths:
             if not path.exists() and path == self.home / "telemetry":
                 ensure_private_dir(path)
-        watcher = Watcher(self.settings.telemetry_paths, poll=t.poll, interval=t.poll_interval)
-        watcher.start()
+        watcher = self._watcher()
         if self.models.interrupted():
             log.warning("a fine-tuning run was interrupted by the last stop; marked failed")
-        scheduler = Scheduler(self.settings, self.finetuner, lambda: dataset_examples(self.home))
+        scheduler = Scheduler(self.settings, self.finetuner, lambda: dataset_examples(self.home), self.housekeeping)
         scheduler.start()
+        extraction = threading.Thread(target=self._extract_forever, name="extraction", daemon=True)
+        extraction.start()
+        self.step(scan=True, notifier=notifier)
+        last_scan = time.monotonic()
+        self.ready.set()
+        if ready is not None:
+            ready.set()
         log.info(
             "skilld running",
             extra={"home": str(self.home), "telemetry": [str(p) for p in self.settings.telemetry_paths]},
         )
-        if ready is not None:
-            ready.set()
-        last_scan = 0.0
-        extraction = threading.Thread(target=self._extract_forever, name="extraction", daemon=True)
-        extraction.start()
+        notifier.ready(f"following {len(self.settings.telemetry_paths)} telemetry paths")
         try:
             while not self.stopping.is_set():
+                notifier.alive()
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    notifier.reloading()
+                    if self._reload(reloader):  # the paths, polling mode or schedules may have changed
+                        scheduler.reschedule()
+                        watcher.stop()
+                        watcher = self._watcher()
+                        last_scan = 0.0
+                    notifier.ready("configuration reloaded")
                 woken = watcher.take()
                 scan = woken or time.monotonic() - last_scan >= RESCAN_SECONDS
                 if scan:
                     last_scan = time.monotonic()
-                if self.step(scan) == 0:
-                    watcher.wait(t.poll_interval, self.stopping)
+                if self.step(scan, notifier) == 0:
+                    watcher.wait(self.settings.telemetry.poll_interval, self.stopping)
         finally:
+            notifier.stopping()
+            self.ready.clear()
+            self.learner.cancel.set()  # an extraction or evaluation in flight stops between two tokens
+            self.finetuner.cancel()
             watcher.stop()
             scheduler.stop()
-            extraction.join(timeout=30)
+            extraction.join(timeout=20)
             log.info("skilld stopped")
+
+    def _watcher(self) -> Watcher:
+        t = self.settings.telemetry
+        watcher = Watcher(self.settings.telemetry_paths, poll=t.poll, interval=t.poll_interval)
+        watcher.start()
+        return watcher
+
+    def _reload(self, reloader: Callable[[], Settings] | None) -> bool:
+        """Apply a re-read configuration; keep the running one if it is invalid. True if applied."""
+        if reloader is None:
+            return False
+        try:
+            new = reloader()
+        except ConfigError as exc:
+            log.error("configuration not reloaded; the running one stays", extra={"error": str(exc)})
+            return False
+        later = apply_settings(self.settings, new)
+        from daemon import logs
+
+        logs.configure(self.settings.logging.level, self.settings.logging.format)
+        if later:
+            log.warning("configuration reloaded; some changes take effect at the next start", extra={"keys": later})
+        else:
+            log.info("configuration reloaded")
+        return True
 
     def _extract_forever(self) -> None:
         """The extraction stage, beside ingestion: a model call never holds up the tailer."""
@@ -343,19 +423,3 @@ def _ingest_in_child(settings: Settings, files: list[Path], sender: Connection) 
         sender.send(f"ingest worker failed: {exc}")
     finally:
         sender.close()
-
-
-@contextmanager
-def stop_on_signals(app: Skilld) -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into a clean stop of the run loop."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        app.stopping.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -104,12 +104,13 @@ def cli(ctx: click.Context, config: Path | None, home: Path | None) -> None:
 def run(ctx: Context) -> None:
     """Run the daemon in the foreground (what systemd starts)."""
     from daemon import logs
-    from daemon.app import Skilld, stop_on_signals
+    from daemon.app import Skilld
+    from daemon.service import Notifier, handle_signals
+    from storage.db import ensure_private_dir
 
     settings = ctx.settings
     logs.configure(settings.logging.level, settings.logging.format)
-    from storage.db import ensure_private_dir
-
+    notifier = Notifier()
     home = ensure_private_dir(settings.home)
     lock = control.HomeLock(home)
     if not lock.acquire(blocking=False):
@@ -121,20 +122,42 @@ def run(ctx: Context) -> None:
             lock.acquire(blocking=True)
     try:
         app = Skilld(settings)
-        server = control.ControlServer(home, handlers(app))
-        server.start()
         try:
-            with stop_on_signals(app):
-                app.run()
+            with handle_signals(app.stopping, app.reload_requested):
+                server = _serve_api(app, home)
+                try:
+                    app.run(reloader=lambda: load_settings(ctx.config, ctx.home), notifier=notifier)
+                finally:
+                    server.stop()
         finally:
-            server.stop()
             app.close()
+            notifier.close()
     finally:
         lock.release()
 
 
-def handlers(app: Skilld) -> dict[str, control.Handler]:
-    """What the daemon answers on its socket: the same functions the commands run locally."""
+def _serve_api(app: Skilld, home: Path) -> control.ApiServer:
+    """Start the API on the unix socket and, when enabled, on api.host:api.port."""
+    from daemon.api import create_api
+    from daemon.metrics import Metrics
+
+    metrics = Metrics(home)
+    app.learner.observe = lambda seconds: (
+        metrics.extraction_failures.inc() if seconds is None else metrics.extraction_seconds.observe(seconds)
+    )
+    config = app.settings.api
+    api = create_api(app, handlers(app), metrics, control.load_token(home))
+    try:
+        server = control.ApiServer(home, api, config.host if config.enabled else None, config.port)
+    except OSError as exc:
+        raise Failure(str(exc)) from None
+    server.start()
+    app.api_url = server.url
+    return server
+
+
+def handlers(app: Skilld) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """The CLI's commands, as the daemon answers them: the same functions the commands run locally."""
     return {
         "ping": lambda payload: {"pid": os.getpid()},
         "status": lambda payload: app.status(),
@@ -149,6 +172,8 @@ def handlers(app: Skilld) -> dict[str, control.Handler]:
         "finetune.state": lambda payload: app.finetune_state(),
         "rollback": lambda payload: app.rollback(),
         "deadletters.replay": lambda payload: app.replay(),
+        "forget": lambda payload: app.forget(payload["user"]),
+        "housekeeping": lambda payload: app.housekeeping(),
     }
 
 
@@ -491,6 +516,38 @@ def rollback(ctx: Context, as_json: bool) -> None:
             err=True,
         ),
     )
+
+
+@cli.command()
+@click.option("--user", "user_id", required=True, help="The user id as the telemetry carries it (it is hashed here).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def forget(ctx: Context, user_id: str, as_json: bool) -> None:
+    """Delete everything derived from one user: events, scores, dead letters, skills, dataset records."""
+    result = dispatch(ctx, "forget", {"user": user_id}, lambda app: app.forget(user_id))
+
+    def human(r: dict[str, Any]) -> None:
+        click.echo(
+            f"forgot {r['user']}: {r['interactions']} interactions, {r['events']} events, {r['scores']} scores, "
+            f"{r['dead_letters']} dead letters, {r['skills_deleted']} skills deleted and {r['skills_updated']} "
+            f"updated, {r['dataset_examples']} dataset examples, {r['preference_pairs']} preference pairs",
+            err=True,
+        )
+        if r["model_versions"]:
+            versions = ", ".join(f"v{v}" for v in r["model_versions"])
+            click.echo(
+                f"model versions trained on their data: {versions} (roll back or retrain to drop them)", err=True
+            )
+
+    emit(result, as_json, human)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def housekeeping(ctx: Context, as_json: bool) -> None:
+    """Run the scheduled upkeep now: retention, compression of read telemetry (if managed), vacuum."""
+    emit(dispatch(ctx, "housekeeping", {}, lambda app: app.housekeeping()), as_json, _show_json)
 
 
 def main() -> NoReturn:

@@ -229,6 +229,44 @@ class Settings(BaseSettings):
         return self.telemetry.paths or [self.home / "telemetry"]
 
 
+# What a reload (SIGHUP) applies at once: sections and keys read where they are used. The rest are read
+# when a part is built (the stores, the models, the API's sockets) and take effect at the next start.
+LIVE_SECTIONS = frozenset({"scoring", "extraction", "finetune", "logging", "retention"})
+LIVE_KEYS = frozenset(
+    {
+        "telemetry.paths",
+        "telemetry.poll",
+        "telemetry.poll_interval",
+        "telemetry.batch_lines",
+        "telemetry.batch_seconds",
+        "telemetry.ingest_workers",
+        "dataset.validation_fraction",
+    }
+)
+
+
+def apply_settings(current: Settings, new: Settings) -> list[str]:
+    """Copy what can change while running from `new` into `current`; return the changed keys that cannot."""
+    later: list[str] = []
+    for name in Settings.model_fields:
+        old_value, new_value = getattr(current, name), getattr(new, name)
+        if old_value == new_value:
+            continue
+        if name in LIVE_SECTIONS:
+            setattr(current, name, new_value)
+        elif isinstance(old_value, Section):
+            for key in type(old_value).model_fields:
+                if getattr(old_value, key) == getattr(new_value, key):
+                    continue
+                if f"{name}.{key}" in LIVE_KEYS:
+                    setattr(old_value, key, getattr(new_value, key))
+                else:
+                    later.append(f"{name}.{key}")
+        else:
+            later.append(name)
+    return later
+
+
 def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"])

@@ -1,4 +1,4 @@
-"""The daemon's one local unix socket: a small HTTP API the CLI uses while a daemon owns the stores.
+"""The daemon's one local unix socket, where the CLI reaches the API while a daemon owns the stores.
 
 Commands try the socket first; with no daemon (or a stale socket left by a killed one) they take the
 home's lock and open the stores themselves, so the user sees the same results either way.
@@ -11,11 +11,10 @@ import http.client
 import json
 import logging
 import os
+import secrets
 import socket
-import socketserver
 import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,26 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "skilld.sock"
 LOCK_NAME = "skilld.lock"
-
-Handler = Callable[[dict[str, Any]], Any]
+TOKEN_NAME = "api.token"
 
 
 class DaemonError(Exception):
     """The daemon answered a request with an error; its message is the daemon's one-line reason."""
+
+
+def load_token(home: Path) -> str:
+    """The API's bearer token, created with mode 0600 on first use."""
+    path = home / TOKEN_NAME
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            path.chmod(0o600)
+            return token
+        path.unlink()
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(token + "\n")
+    return token
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -51,8 +64,9 @@ def call(home: Path, command: str, payload: dict[str, Any] | None = None, timeou
     conn = _UnixConnection(path, timeout)
     try:
         body = json.dumps(payload or {})
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {load_token(home)}"}
         try:
-            conn.request("POST", f"/v1/{command}", body=body, headers={"Content-Type": "application/json"})
+            conn.request("POST", f"/v1/commands/{command}", body=body, headers=headers)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise ConnectionError(str(exc)) from None
         response = conn.getresponse()
@@ -64,65 +78,68 @@ def call(home: Path, command: str, payload: dict[str, Any] | None = None, timeou
     return data
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    handlers: dict[str, Handler]
+class ApiServer:
+    """Serves the API (uvicorn, from a background thread) on the unix socket and, if enabled, on TCP."""
 
+    def __init__(self, home: Path, api: Any, host: str | None, port: int) -> None:
+        import uvicorn
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_POST(self) -> None:
-        command = self.path.removeprefix("/v1/")
-        handler = self.server.handlers.get(command)
-        if handler is None:
-            self._reply(404, {"error": f"unknown command {command!r}"})
-            return
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-            payload = json.loads(self.rfile.read(length) or b"{}")
-            self._reply(200, handler(payload))
-        except (LookupError, ValueError, OSError) as exc:  # a request the user can fix: one line back
-            self._reply(400, {"error": str(exc.args[0]) if exc.args else str(exc)})
-        except Exception as exc:
-            log.exception("request failed", extra={"command": command})
-            self._reply(500, {"error": str(exc) or type(exc).__name__})
-
-    def _reply(self, status: int, data: Any) -> None:
-        body = json.dumps(data, default=str).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("control request: " + format, *args)
-
-
-class ControlServer:
-    """Serves CLI requests on `<home>/skilld.sock` (mode 0600) from a background thread."""
-
-    def __init__(self, home: Path, handlers: dict[str, Handler]) -> None:
         self.path = home / SOCKET_NAME
         if self.path.exists():
             self.path.unlink()  # stale: we hold the home's lock, so no daemon owns it
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            self.server = _Server(str(self.path), _RequestHandler)
+            unix.bind(str(self.path))
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        self.server.handlers = handlers
-        self.thread = threading.Thread(target=self.server.serve_forever, name="control", daemon=True)
+        self.sockets = [unix]
+        self.address: tuple[str, int] | None = None
+        if host is not None:
+            try:
+                tcp = socket.create_server((host, port), family=_family(host), backlog=128)
+            except OSError as exc:
+                unix.close()
+                self.path.unlink(missing_ok=True)
+                raise OSError(f"api: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            self.sockets.append(tcp)
+            self.address = tcp.getsockname()[:2]
+        for sock in self.sockets:
+            sock.listen(128)
+            sock.set_inheritable(False)
+        config = uvicorn.Config(
+            api, log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="off", server_header=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": self.sockets}, name="api", daemon=True
+        )
 
-    def start(self) -> None:
+    @property
+    def url(self) -> str | None:
+        """The TCP address, as a URL; None when the API listens on the unix socket only."""
+        if self.address is None:
+            return None
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def start(self, timeout: float = 10.0) -> None:
         self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self.server.started:
+            raise OSError("api: the server did not start")
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
         self.path.unlink(missing_ok=True)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 class HomeLock:

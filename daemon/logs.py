@@ -48,5 +48,5 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("watchdog", "apscheduler", "httpx"):
+    for noisy in ("watchdog", "apscheduler", "httpx", "uvicorn"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,10 @@ class Learner:
         self._extractor: Extractor | None = None
         self.adapter: Path | None = None  # the promoted LoRA the in-process model runs with
         self.extraction_lock = threading.Lock()
+        # Set on stop: an extraction in flight gives up between two tokens and stays queued.
+        self.cancel = threading.Event()
+        # Called with each extraction's duration in seconds, or None when it failed (metrics).
+        self.observe: Callable[[float | None], None] = lambda seconds: None
 
     # -- parts, loaded on first use --------------------------------------------------------------------------
     @property
@@ -102,6 +107,9 @@ class Learner:
             llm = self.settings.llm
             backend = open_backend(llm, lora_path=None if llm.endpoint else self.adapter)
             self._extractor = Extractor(backend, max_tokens=llm.max_tokens, max_chars=llm.max_input_chars)
+            decoder = getattr(backend, "decoder", None)
+            if decoder is not None:
+                decoder.cancel = self.cancel
         return self._extractor
 
     def use_adapter(self, adapter: Path | None) -> dict[str, Any]:
@@ -192,7 +200,7 @@ class Learner:
     # -- extraction -----------------------------------------------------------------------------------------
     def extract_one(self, backoff: float | None = None) -> bool:
         """Extract the most valuable pending interaction; False when none is due."""
-        from extractors.base import BackendError
+        from extractors.base import BackendError, Cancelled
         from extractors.extractor import ExtractionError
         from storage.skills import Evidence
 
@@ -209,7 +217,11 @@ class Learner:
             started = time.perf_counter()
             try:
                 extraction = self.extractor.extract(interaction.query, interaction.response)
+            except Cancelled:
+                log.info("extraction interrupted by stop; it stays queued", extra={"interaction": item.interaction_key})
+                return False
             except (BackendError, ExtractionError) as exc:
+                self.observe(None)
                 config = self.settings.extraction
                 with self.lock:
                     state = self.learning.fail(
@@ -251,6 +263,7 @@ class Learner:
                 )
                 self.learning.finish(item.interaction_key, skill_id)
                 self.remember_skill_count()
+            self.observe(time.perf_counter() - started)
             log.info(
                 "skill extracted",
                 extra={

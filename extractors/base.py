@@ -10,6 +10,10 @@ class BackendError(Exception):
     """A model call that failed (timeout, server error, model not loadable); it may be retried."""
 
 
+class Cancelled(Exception):
+    """A model call stopped on request (the daemon is stopping); not a failure of the interaction."""
+
+
 @dataclass(frozen=True)
 class Completion:
     """What a model answered, and how fast."""

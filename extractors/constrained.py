@@ -10,12 +10,15 @@ few best tokens one by one, and only then the whole vocabulary.
 from __future__ import annotations
 
 import ctypes
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
 import numpy as np
+
+from extractors.base import Cancelled
 
 # Candidates tried one by one before the whole vocabulary is handed to the grammar.
 TOP_CANDIDATES = 8
@@ -51,6 +54,7 @@ class GrammarDecoder:
         buffer = (ctypes.c_byte * (_TOKEN_DATA.itemsize * self.n_vocab)).from_address(ctypes.addressof(self._all))
         self._all_np: Any = np.frombuffer(memoryview(buffer), dtype=_TOKEN_DATA)
         self._ids = np.arange(self.n_vocab, dtype=np.int32)
+        self.cancel: threading.Event | None = None  # when set, decode stops between two tokens
 
     def _logits(self, recent: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]:
         pointer = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
@@ -93,6 +97,8 @@ class GrammarDecoder:
         started = time.perf_counter()
         try:
             for _ in range(max_tokens):
+                if self.cancel is not None and self.cancel.is_set():
+                    raise Cancelled("decoding stopped on request")
                 if llm.n_tokens >= llm.n_ctx():
                     break
                 logits = self._logits(out)

@@ -156,7 +156,18 @@ def _v3_models(db: sqlite_utils.Database) -> None:
     db.table("model_versions").create_index(["status"], index_name="model_versions_status")
 
 
-MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models]
+def _v4_retention(db: sqlite_utils.Database) -> None:
+    # What was read stays known after its events are deleted, so reading a file again (a copy, a
+    # compressed rotation, `skilld ingest` of old logs) never brings them back: per file identity, the
+    # offset below which events expired; and the ids of events a user asked to forget.
+    db.execute(
+        'CREATE TABLE expired (file_key TEXT PRIMARY KEY, "offset" INTEGER NOT NULL, updated_at TEXT NOT NULL) '
+        "WITHOUT ROWID"
+    )
+    db.execute("CREATE TABLE forgotten (id TEXT PRIMARY KEY) WITHOUT ROWID")
+
+
+MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models, _v4_retention]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

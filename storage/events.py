@@ -62,6 +62,8 @@ _INSERT_EVENT = (
     'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, ts, record) '
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# An event id starts with its file identity: 12 hex digits of the fingerprint and 4 of the generation.
+FILE_KEY_LENGTH = 16
 _FILE_COLUMNS = (
     'id, fingerprint, generation, path, dev, inode, compressed, stream, "offset", tail_hash, tail_len, lines'
 )
@@ -72,6 +74,8 @@ class EventStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._floors: dict[str, int] | None = None  # file key -> offset below which events expired
+        self._forgotten: bool | None = None
 
     @classmethod
     def open(cls, home: Path) -> EventStore:
@@ -167,16 +171,18 @@ class EventStore:
     def commit(self, batch: Batch) -> int:
         """Commit a batch atomically; return how many events were new."""
         stamp = now_iso()
+        events, dead_letters = self._not_expired(batch.events), self._not_expired(batch.dead_letters)
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
+            events = self._not_forgotten(events)
             before = self.conn.total_changes
-            self.conn.executemany(_INSERT_EVENT, batch.events)
+            self.conn.executemany(_INSERT_EVENT, events)
             added = self.conn.total_changes - before
-            if batch.dead_letters:
+            if dead_letters:
                 self.conn.executemany(
                     'INSERT OR IGNORE INTO dead_letters (id, file_id, "offset", length, reason, content, created_at) '
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(*row, stamp) for row in batch.dead_letters],
+                    [(*row, stamp) for row in dead_letters],
                 )
             self.conn.executemany(
                 'UPDATE files SET "offset" = ?, tail_hash = ?, tail_len = ?, lines = lines + ?, updated_at = ? '
@@ -184,6 +190,72 @@ class EventStore:
                 [(p.offset, p.tail_hash, p.tail_len, p.lines, stamp, fid) for fid, p in batch.progress.items()],
             )
         return added
+
+    # -- what must not come back ---------------------------------------------------------------------------
+    def _not_expired(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows (id first, offset third) that retention has not deleted before."""
+        if self._floors is None:
+            self._floors = dict(self.conn.execute('SELECT file_key, "offset" FROM expired').fetchall())
+        if not self._floors or not rows:
+            return rows
+        floors = self._floors
+        return [row for row in rows if row[2] >= floors.get(row[0][:FILE_KEY_LENGTH], 0)]
+
+    def _not_forgotten(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows whose event was not forgotten at a user's request."""
+        if self._forgotten is None:
+            self._forgotten = self.conn.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is not None
+        if not self._forgotten or not rows:
+            return rows
+        gone: set[str] = set()
+        ids = [row[0] for row in rows]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            gone.update(r[0] for r in self.conn.execute(f"SELECT id FROM forgotten WHERE id IN ({marks})", chunk))
+        return [row for row in rows if row[0] not in gone] if gone else rows
+
+    def expire(self, cutoff: str) -> dict[str, int]:
+        """Delete events stamped before `cutoff` (ISO UTC) and dead letters stored before it.
+
+        Each file identity remembers the offset below which its events expired, so a re-read skips them.
+        """
+        stamp = now_iso()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                'INSERT INTO expired (file_key, "offset", updated_at) '
+                f'SELECT substr(id, 1, {FILE_KEY_LENGTH}), MAX("offset") + 1, ? FROM events '
+                "WHERE ts IS NOT NULL AND ts < ? GROUP BY 1 "
+                'ON CONFLICT (file_key) DO UPDATE SET "offset" = MAX("offset", excluded."offset"), '
+                "updated_at = excluded.updated_at",
+                (stamp, cutoff),
+            )
+            events = self.conn.execute("DELETE FROM events WHERE ts IS NOT NULL AND ts < ?", (cutoff,)).rowcount
+            self.conn.execute(
+                'INSERT INTO expired (file_key, "offset", updated_at) '
+                f'SELECT substr(id, 1, {FILE_KEY_LENGTH}), MAX("offset") + 1, ? FROM dead_letters '
+                "WHERE created_at < ? GROUP BY 1 "
+                'ON CONFLICT (file_key) DO UPDATE SET "offset" = MAX("offset", excluded."offset"), '
+                "updated_at = excluded.updated_at",
+                (stamp, cutoff),
+            )
+            dead = self.conn.execute("DELETE FROM dead_letters WHERE created_at < ?", (cutoff,)).rowcount
+        self._floors = None
+        return {"events": events, "dead_letters": dead}
+
+    def forget_events(self, ids: list[str]) -> int:
+        """Delete events for good: their ids are kept (nothing else) so a re-read skips them."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("INSERT OR IGNORE INTO forgotten (id) VALUES (?)", [(i,) for i in ids])
+            deleted = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                deleted += self.conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk).rowcount
+        self._forgotten = None
+        return deleted
 
     def events_of(self, interaction_key: str) -> list[tuple[str, str, str, str]]:
         """(id, source, file hint, record) of every event of one interaction, in the order they were stored."""
@@ -209,7 +281,7 @@ class EventStore:
         """Replace a dead letter by the event it now reads as (or delete it when events is empty)."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(_INSERT_EVENT, events)
+            self.conn.executemany(_INSERT_EVENT, self._not_forgotten(events))
             self.conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_letter_id,))
 
     def update_dead_letter(self, dead_letter_id: str, reason: str) -> None:

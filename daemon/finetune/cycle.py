@@ -33,8 +33,17 @@ class FineTuner:
         self.registry = registry
         self.learner = learner
         self.lock = lock
+        self.child: subprocess.Popen[str] | None = None
+        self.cancelled = threading.Event()
         self.progress: dict[str, Any] = {}
         self._running = threading.Lock()
+
+    def cancel(self) -> None:
+        """Stop a training run in flight (the daemon is stopping); it is recorded as failed."""
+        self.cancelled.set()
+        child = self.child
+        if child is not None and child.poll() is None:
+            child.terminate()
 
     def base_model(self) -> Path:
         from extractors.llama_cpp import bundled_model_path
@@ -43,10 +52,11 @@ class FineTuner:
 
     def run(self, trigger: str, on_progress: Progress | None = None) -> dict[str, Any]:
         """One cycle: skipped (with the reason), promoted, rejected (with the reason) or failed."""
-        if not self._running.acquire(blocking=False):
+        busy = "skilld is stopping" if self.cancelled.is_set() else "a fine-tuning run is already in progress"
+        if self.cancelled.is_set() or not self._running.acquire(blocking=False):
             return {
                 "status": "skipped",
-                "reason": "a fine-tuning run is already in progress",
+                "reason": busy,
                 "version": None,
                 "adapter": None,
                 "metrics": {},
@@ -130,6 +140,7 @@ class FineTuner:
                 stderr=errors,
                 text=True,
             )
+            self.child = child
             assert child.stdout is not None
             final: dict[str, Any] = {}
             for line in child.stdout:
@@ -147,6 +158,9 @@ class FineTuner:
                 elif event.get("event") in ("done", "error"):
                     final = event
             child.wait()
+            self.child = None
+        if self.cancelled.is_set():
+            raise RuntimeError("stopped: skilld was asked to stop during training")
         if final.get("event") != "done":
             raise RuntimeError(
                 final.get("error") or f"training exited with status {child.returncode}; see {run_dir / 'train.log'}"
@@ -165,6 +179,7 @@ class FineTuner:
         backend = LlamaCppBackend(
             base, n_ctx=llm.context, threads=llm.threads or None, repeat_penalty=llm.repeat_penalty, lora_path=adapter
         )
+        backend.decoder.cancel = self.cancelled  # a stopping daemon does not wait for the evaluation
         extractor = Extractor(backend, max_tokens=llm.max_tokens, max_chars=llm.max_input_chars)
         valid = 0
         for record in held_out:

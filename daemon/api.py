@@ -1,0 +1,168 @@
+"""The local HTTP API (FastAPI): health, status, search, feedback, metrics, and the CLI's commands.
+
+One application, served on `api.host:api.port` and on the daemon's unix socket (`<home>/skilld.sock`,
+the one the CLI uses). Reads are open on loopback; every write needs the bearer token kept in
+`<home>/api.token` (mode 0600). Handlers are plain functions, so FastAPI runs them on its thread pool:
+the event loop keeps answering while a model runs or a long command holds the pipeline.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at runtime, and
+# those of functions nested in create_api cannot be resolved from strings.
+import hmac
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from daemon.control import TOKEN_NAME
+from daemon.metrics import CONTENT_TYPE, Metrics
+
+if TYPE_CHECKING:
+    from daemon.app import Skilld
+
+log = logging.getLogger(__name__)
+
+Command = Callable[[dict[str, Any]], Any]
+
+
+class Rejected(Exception):
+    """A request skilld cannot act on; its message goes back with a 4xx status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class FeedbackRequest(BaseModel):
+    """Explicit feedback from an editor plugin, addressed by skilld's event id or by the source's own keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Literal["up", "down"] = Field(description="thumbs up (the answer was good) or down")
+    correction: str | None = Field(default=None, max_length=100_000, description="what the answer should have been")
+    event_id: str | None = Field(default=None, description="skilld's id of any event of the interaction")
+    completion_id: str | None = Field(default=None, description="a Continue autocomplete `completionId`")
+    session_id: str | None = Field(default=None, description="the source's session id (with `prompt`)")
+    prompt: str | None = Field(default=None, description="the prompt as the plugin sent it (with `session_id`)")
+
+    @model_validator(mode="after")
+    def _one_address(self) -> "FeedbackRequest":
+        ways = [self.event_id is not None, self.completion_id is not None, self.session_id is not None]
+        if sum(ways) != 1:
+            raise ValueError("address the interaction one way: event_id, completion_id, or session_id with prompt")
+        if (self.session_id is None) != (self.prompt is None):
+            raise ValueError("session_id and prompt go together")
+        return self
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+
+
+def create_api(app: "Skilld", commands: dict[str, Command], metrics: Metrics, token: str) -> FastAPI:
+    """The API over a running daemon."""
+    api = FastAPI(
+        title="skilld",
+        summary="Learn reusable skills from your AI assistants' telemetry.",
+        version="1",
+        docs_url="/docs",
+    )
+    bearer = HTTPBearer(auto_error=False, description=f"the token in SKILLD_HOME/{TOKEN_NAME}")
+
+    def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+            raise HTTPException(
+                401, "a bearer token is required (see SKILLD_HOME/api.token)", {"WWW-Authenticate": "Bearer"}
+            )
+
+    @api.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse(
+            {"error": f"{where}: {first['msg']}" if where else first["msg"], "detail": exc.errors()}, 422
+        )
+
+    @api.exception_handler(Rejected)
+    async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, exc.status)
+
+    @api.get("/health", tags=["service"], summary="Liveness: the process answers.")
+    def health() -> Health:
+        return Health(status="ok")
+
+    @api.get("/ready", tags=["service"], summary="Readiness: stores open and the tailer running.")
+    def ready() -> JSONResponse:
+        is_ready = app.ready.is_set() and not app.stopping.is_set()
+        return JSONResponse(Readiness(ready=is_ready).model_dump(), 200 if is_ready else 503)
+
+    @api.get("/v1/status", tags=["read"], summary="Counts and health of every stage (as `skilld status --json`).")
+    def status() -> dict[str, Any]:
+        return app.status()
+
+    @api.get("/v1/search", tags=["read"], summary="Learned skills best matching a question (as `skilld search`).")
+    def search(
+        q: Annotated[str, Query(min_length=1, max_length=10_000, description="the question")],
+        limit: Annotated[int, Query(ge=1, le=100)] = 5,
+    ) -> list[dict[str, Any]]:
+        return app.search(q, limit)
+
+    @api.get("/metrics", tags=["service"], summary="Prometheus metrics (skilld_* families).")
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @api.post("/v1/feedback", tags=["write"], dependencies=[Depends(authorized)], summary="Thumbs and corrections.")
+    def feedback(body: FeedbackRequest) -> dict[str, Any]:
+        key = _address(app, body)
+        try:
+            return app.feedback(key, 1 if body.rating == "up" else -1, body.correction)
+        except LookupError as exc:
+            raise Rejected(str(exc.args[0]), 404) from None
+
+    @api.post("/v1/commands/{command}", tags=["cli"], dependencies=[Depends(authorized)], summary="A CLI command.")
+    def command(command: str, payload: dict[str, Any]) -> Any:
+        handler = commands.get(command)
+        if handler is None:
+            raise Rejected(f"unknown command {command!r}", 404)
+        try:
+            return handler(payload)
+        except (LookupError, ValueError, OSError) as exc:  # a request the user can fix: one line back
+            raise Rejected(str(exc.args[0]) if exc.args else str(exc)) from None
+
+    return api
+
+
+def _address(app: "Skilld", body: FeedbackRequest) -> str:
+    """The interaction a feedback request names, or a 404."""
+    if body.event_id is not None:
+        return body.event_id
+    redact = app.privacy.redactor.text
+    with app.lock:
+        if body.completion_id is not None:
+            key = f"continue:autocomplete:{redact(body.completion_id)}"
+            if not app.store.events_of(key):
+                raise Rejected(f"no Continue completion {body.completion_id!r} seen", 404)
+            return key
+        assert body.session_id is not None and body.prompt is not None
+        row = app.store.conn.execute(
+            "SELECT interaction_key FROM events WHERE source = 'continue' AND interaction_key LIKE 'continue:chat:%' "
+            "AND json_extract(record, '$.sessionId') = ? AND json_extract(record, '$.prompt') = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (redact(body.session_id), redact(body.prompt)),
+        ).fetchone()
+    if row is None:
+        raise Rejected("no chat with that session_id and prompt seen", 404)
+    return str(row[0])

@@ -1,0 +1,131 @@
+"""Prometheus metrics: `skilld_*` families read from the stores at scrape time, plus live extraction timings.
+
+Counts come from SQLite through a read-only connection of their own (WAL lets it read beside the writer),
+so a scrape never waits for the pipeline's lock and the numbers survive restarts. Extraction latency and
+failures are measured in this process, as Prometheus counters and histograms usually are.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from daemon.pipeline import SKILL_COUNT
+from daemon.status import status_report
+from storage.events import EventStore
+from storage.learning import LearningStore
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def read_only(database: Path) -> sqlite3.Connection:
+    """A connection that can only read, for observers running beside the writer."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+class StoreCollector(Collector):
+    """Families computed from the stores on each scrape."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            if self._conn is None:
+                self._conn = read_only(self.home / "skilld.db")
+            yield from self._families(self._conn)
+
+    def _families(self, conn: sqlite3.Connection) -> Iterator[Metric]:
+        report = status_report(EventStore(conn), self.home)
+        counts = LearningStore(conn).counts()
+        sources = report["sources"]
+
+        events = CounterMetricFamily(
+            "skilld_events", "Events stored, one per valid line, by source.", labels=["source"]
+        )
+        dead = GaugeMetricFamily(
+            "skilld_dead_letters", "Lines kept aside with their reason, by source.", labels=["source"]
+        )
+        lag = GaugeMetricFamily("skilld_lag_bytes", "Bytes of telemetry not read yet, by source.", labels=["source"])
+        lines = CounterMetricFamily("skilld_lines_read", "Telemetry lines read, by source.", labels=["source"])
+        for s in sources:
+            events.add_metric([s["name"]], s["events"])
+            dead.add_metric([s["name"]], s["dead_letters"])
+            lag.add_metric([s["name"]], s["lag_bytes"])
+            lines.add_metric([s["name"]], s["lines"])
+        yield from (events, dead, lag, lines)
+
+        yield GaugeMetricFamily(
+            "skilld_interactions", "Interactions after folding and joining.", report["interactions"]
+        )
+        queue = GaugeMetricFamily("skilld_extraction_queue", "Extraction queue items by state.", labels=["state"])
+        for state in ("pending", "waiting", "parked"):
+            queue.add_metric([state], counts[f"{state}_extractions"])
+        queue.add_metric(["done"], counts["extracted"])
+        yield queue
+
+        scores = [row[0] for row in conn.execute("SELECT score FROM scores")]
+        buckets = [(f"{bound:g}", sum(1 for s in scores if s <= bound)) for bound in SCORE_BUCKETS]
+        buckets.append(("+Inf", len(scores)))
+        histogram = HistogramMetricFamily("skilld_value_score", "Value scores of scored interactions.")
+        histogram.add_metric([], buckets, sum_value=sum(scores))
+        yield histogram
+        yield GaugeMetricFamily(
+            "skilld_high_value_interactions", "Interactions at or above the threshold.", counts["high_value"]
+        )
+
+        skills = conn.execute("SELECT value FROM pipeline_state WHERE name = ?", (SKILL_COUNT,)).fetchone()
+        yield GaugeMetricFamily("skilld_skills", "Skill patterns in the library.", int(skills[0]) if skills else 0)
+        yield GaugeMetricFamily(
+            "skilld_dataset_examples", "Records in the fine-tuning dataset.", report["dataset_examples"]
+        )
+
+        versions = dict(conn.execute("SELECT status, COUNT(*) FROM model_versions GROUP BY status").fetchall())
+        yield CounterMetricFamily("skilld_finetune_runs", "Fine-tuning runs started.", sum(versions.values()))
+        by_status = GaugeMetricFamily("skilld_model_versions", "Fine-tuned versions by status.", labels=["status"])
+        for status, count in sorted(versions.items()):
+            by_status.add_metric([status], count)
+        yield by_status
+
+
+class Metrics:
+    """skilld's metrics registry: the store's families and the extraction stage's own measurements."""
+
+    def __init__(self, home: Path) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.store = StoreCollector(home)
+        self.registry.register(self.store)
+        self.extraction_seconds = Histogram(
+            "skilld_extraction_seconds",
+            "Time to extract one skill with the local model.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.extraction_failures = Counter(
+            "skilld_extraction_failures", "Extraction attempts that failed.", registry=self.registry
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition format, for `GET /metrics`."""
+        return generate_latest(self.registry)
+
+    def close(self) -> None:
+        self.store.close()
