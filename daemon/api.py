@@ -137,6 +137,7 @@ def create_api(app: "Skilld", commands: dict[str, Command], metrics: Metrics, to
         handler = commands.get(command)
         if handler is None:
             raise Rejected(f"unknown command {command!r}", 404)
+        log.debug("command served", extra={"command": command})
         try:
             return handler(payload)
         except (LookupError, ValueError, OSError) as exc:  # a request the user can fix: one line back

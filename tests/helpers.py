@@ -19,7 +19,9 @@ SKILLD = [sys.executable, "-m", "daemon.cli"]
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     """An environment for running skilld on a test home, isolated from the user's config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLD_")}
-    env.update(SKILLD_HOME=str(home), XDG_CONFIG_HOME=str(home.parent / "xdg-config"), **extra)
+    # Any free port for the API's TCP listener, so that daemons of parallel tests never collide.
+    env.update(SKILLD_HOME=str(home), XDG_CONFIG_HOME=str(home.parent / "xdg-config"), SKILLD_API__PORT="0")
+    env.update(extra)
     return env
 
 

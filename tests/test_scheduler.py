@@ -34,14 +34,14 @@ def test_a_run_starts_when_the_dataset_grew_by_trigger_every_past_min_examples(
     settings: Settings, size: int, last: int, expected: list[str]
 ) -> None:
     recorder = Recorder(last)
-    scheduler = Scheduler(settings, recorder, lambda: size)  # type: ignore[arg-type]
+    scheduler = Scheduler(settings, recorder, lambda: size, dict)  # type: ignore[arg-type]
     scheduler._grown()
     assert recorder.runs == expected
 
 
 def test_the_cron_schedule_comes_from_config(settings: Settings) -> None:
     settings.finetune.schedule = "30 3 * * mon"
-    scheduler = Scheduler(settings, Recorder(0), lambda: 0)  # type: ignore[arg-type]
+    scheduler = Scheduler(settings, Recorder(0), lambda: 0, dict)  # type: ignore[arg-type]
     trigger = scheduler.scheduler.get_job("finetune").trigger
     assert str(trigger) == "cron[month='*', day='*', day_of_week='mon', hour='3', minute='30']"
 
