@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -90,11 +91,11 @@ def create_api(app: "Skilld", commands: dict[str, Command], metrics: Metrics, to
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
+        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        first = errors[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return JSONResponse(
-            {"error": f"{where}: {first['msg']}" if where else first["msg"], "detail": exc.errors()}, 422
-        )
+        message = str(first["msg"]).removeprefix("Value error, ")
+        return JSONResponse({"error": f"{where}: {message}" if where else message, "detail": errors}, 422)
 
     @api.exception_handler(Rejected)
     async def _rejected(request: Request, exc: Rejected) -> JSONResponse:

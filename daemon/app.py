@@ -270,8 +270,14 @@ class Skilld:
                 self.tailer.scan(self.settings.telemetry_paths)
             files = self.tailer.ordered()
             report = IngestReport()
-            lines = self.ingestor.pump(files, t.batch_lines, t.batch_seconds, report)
-            for followed in files:
+
+            def keep_going() -> bool:  # between two committed batches: feed the watchdog, heed a stop
+                if notifier is not None:
+                    notifier.alive()
+                return not self.stopping.is_set()
+
+            lines = self.ingestor.pump(files, t.batch_lines, t.batch_seconds, report, keep_going)
+            for followed in files if not self.stopping.is_set() else []:  # a stopped pump may not be at the end
                 if followed.key in self.tailer.files:
                     self.tailer.retire(followed)
         finally:
@@ -303,7 +309,8 @@ class Skilld:
         scheduler.start()
         extraction = threading.Thread(target=self._extract_forever, name="extraction", daemon=True)
         extraction.start()
-        self.step(scan=True, notifier=notifier)
+        with self.lock:  # every file known and followed; the backlog is read after READY, batch by batch
+            self.tailer.scan(self.settings.telemetry_paths)
         last_scan = time.monotonic()
         self.ready.set()
         if ready is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -172,8 +173,19 @@ class Ingestor:
         report.duplicates += len(batch.events) - added
         report.dead_letters += len(batch.dead_letters)
 
-    def pump(self, files: list[FollowedFile], max_lines: int, max_seconds: float, report: IngestReport) -> int:
-        """Read the given files into batches bounded in lines and time, committing each; return lines read."""
+    def pump(
+        self,
+        files: list[FollowedFile],
+        max_lines: int,
+        max_seconds: float,
+        report: IngestReport,
+        keep_going: Callable[[], bool] | None = None,
+    ) -> int:
+        """Read the given files into batches bounded in lines and time, committing each; return lines read.
+
+        `keep_going` is asked after each commit; when it says no (the daemon is stopping) the pump returns
+        with everything read so far committed.
+        """
         total = 0
         batch = Batch()
         deadline = time.monotonic() + max_seconds
@@ -191,6 +203,8 @@ class Ingestor:
                     self.commit(batch, report)
                     batch = Batch()
                     deadline = time.monotonic() + max_seconds
+                    if keep_going is not None and not keep_going():
+                        return total
                 if got == 0:
                     break
         self.commit(batch, report)
