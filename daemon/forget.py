@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.interactions import load_interaction
+from daemon.retention import vacuum
 from storage.datasets import read_records
 from storage.vectors.base import EXAMPLES, INTERACTIONS, SKILLS, point_id
 
@@ -77,6 +78,7 @@ def forget_user(app: Skilld, user_id: str) -> dict[str, Any]:
             ).rowcount
         counts.update(_forget_derived(app, keys, queries, user, gone))
         learner.remember_skill_count()
+        vacuum(app.store, app.lock)  # deleted rows also leave the database file's free pages and the WAL
     return counts
 
 
@@ -84,12 +86,13 @@ def _forget_derived(app: Skilld, keys: set[str], queries: set[str], user: str, g
     """Vectors, skills (embedded again from what remains), dataset records and training copies."""
     learner = app.learner
     vectors = learner.vectors
+    library, _ = learner.library, learner.datasets  # opens every collection touched below
     if keys:
         vectors.delete(INTERACTIONS, [point_id("interaction", k) for k in sorted(keys)])
         vectors.delete(EXAMPLES, [point_id("example", k) for k in sorted(keys)])
     deleted_skills: list[str] = []
     updated_skills: list[str] = []
-    for hit in list(learner.library.all()):
+    for hit in list(library.all()):
         payload = hit.payload
         theirs = [k for k in payload.get("source_interactions", []) if k in keys]
         if not theirs and user not in payload.get("source_users", []):
@@ -110,7 +113,7 @@ def _forget_derived(app: Skilld, keys: set[str], queries: set[str], user: str, g
             "evidence_count": max(1, int(payload.get("evidence_count", 1)) - len(theirs)),
         }
         payload.pop("id", None)
-        learner.library._put(hit.id, payload)
+        library._put(hit.id, payload)
         updated_skills.append(hit.id)
     datasets = app.home / "datasets"
     removed = _rewrite_without(datasets / "finetune.jsonl", keys) if keys else 0

@@ -95,10 +95,15 @@ def compress(store: EventStore, config: RetentionConfig, lock: threading.RLock) 
 
 def vacuum(store: EventStore, lock: threading.RLock) -> dict[str, Any]:
     """Give deleted pages back to the filesystem and refresh the query planner's statistics."""
-    database = Path(store.conn.execute("PRAGMA database_list").fetchone()[2])
-    before = database.stat().st_size
+
+    def size() -> int:
+        return int(store.conn.execute("PRAGMA page_count").fetchone()[0]) * int(
+            store.conn.execute("PRAGMA page_size").fetchone()[0]
+        )
+
     with lock:
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        before = size()
         store.conn.execute("VACUUM")
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         store.conn.execute("PRAGMA optimize")
-    return {"database_bytes_before": before, "database_bytes": database.stat().st_size}
+        return {"database_bytes_before": before, "database_bytes": size()}
