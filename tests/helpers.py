@@ -115,7 +115,8 @@ class Daemon:
         return (self.home / "skilld.sock").exists()
 
     def logs(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.home.parent / f"daemon-{id(self)}.log").read_text()
 
     def status(self) -> Any:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
 from daemon.privacy import Privacy, Redactor, UserHasher
-from tests.helpers import cli_env, skilld, write_lines
+from tests.helpers import Daemon, cli_env, skilld, wait_for, write_lines
 from tests.secrets_corpus import HARMLESS, PLANTED
 
 
@@ -108,3 +110,39 @@ def test_no_planted_secret_reaches_sqlite_logs_or_any_file_under_home(tmp_path: 
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
     assert os.stat(home).st_mode & 0o077 == 0
+
+
+def test_the_daemons_json_logs_and_api_answers_never_carry_a_secret(home: Path, telemetry: Path) -> None:
+    lines = [
+        {
+            "eventName": "chatInteraction",
+            "schema": "0.2.0",
+            "createdAt": "2026-11-01T10:00:00Z",
+            "userId": "alice@example.com",
+            "sessionId": f"s{i}",
+            "prompt": text,
+            "completion": text,
+        }
+        for i, (text, _, _) in enumerate(PLANTED)
+    ]
+    write_lines(telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl", lines)
+    with Daemon(home, telemetry, SKILLD_LOGGING__LEVEL="debug", SKILLD_LOGGING__FORMAT="json") as daemon:
+        daemon.wait_events(len(PLANTED))
+        url = daemon.status()["api"]["url"]
+        token = {"Authorization": f"Bearer {(home / 'api.token').read_text().strip()}"}
+        answers = []
+        for i, (text, _, _) in enumerate(PLANTED):
+            feedback = {"rating": "down", "session_id": f"s{i}", "prompt": text, "correction": text}
+            answer = httpx.post(f"{url}/v1/feedback", json=feedback, headers=token, timeout=60)
+            assert answer.status_code == 200, answer.text  # found by the redacted prompt, as stored
+            answers.append(answer.text)
+        answers.append(skilld(home, "forget", "--user", "alice@example.com", "--json", env=daemon.env).stdout)
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in daemon.logs(), 30, "the reload")
+    logs = daemon.logs()
+    entries = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    assert {"stopping", "skilld stopped", "user forgotten"} <= {e["message"] for e in entries}
+    seen = logs + "".join(answers) + _all_bytes_under(home).decode("utf-8", "replace")
+    for _, secret, _ in [*PLANTED, ("", "alice@example.com", "")]:
+        assert secret not in seen, secret
