@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from daemon.control import TOKEN_NAME
 from daemon.metrics import CONTENT_TYPE, Metrics
@@ -69,14 +69,26 @@ class Readiness(BaseModel):
     ready: bool
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 def create_api(app: "Skilld", commands: dict[str, Command], metrics: Metrics, token: str) -> FastAPI:
-    """The API over a running daemon."""
+    """The API over a running daemon.
+
+    Reads are open on loopback (and on the unix socket); with `api.host` elsewhere they need the token
+    too, since skills carry users' questions. Host headers other than the daemon's own are refused, so a
+    web page cannot reach the API through DNS rebinding.
+    """
     api = FastAPI(
         title="skilld",
         summary="Learn reusable skills from your AI assistants' telemetry.",
         version="1",
         docs_url="/docs",
     )
+    host = app.settings.api.host
+    # Bound to every address (0.0.0.0, ::), clients name the machine as they know it: any Host, token for all.
+    trusted = ["*"] if host in ("0.0.0.0", "::") else sorted({*LOOPBACK, "[::1]", host, f"[{host}]"})
+    api.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted)
     bearer = HTTPBearer(auto_error=False, description=f"the token in SKILLD_HOME/{TOKEN_NAME}")
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
@@ -85,21 +97,29 @@ def create_api(app: "Skilld", commands: dict[str, Command], metrics: Metrics, to
                 401, "a bearer token is required (see SKILLD_HOME/api.token)", {"WWW-Authenticate": "Bearer"}
             )
 
+    readable = [] if host in LOOPBACK else [Depends(authorized)]
+
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        # Where and what, never the input itself: a request body may carry a secret.
+        errors = [{"loc": list(e.get("loc", ())), "msg": str(e["msg"]), "type": e["type"]} for e in exc.errors()]
         first = errors[0]
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = str(first["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        message = first["msg"].removeprefix("Value error, ")
         return JSONResponse({"error": f"{where}: {message}" if where else message, "detail": errors}, 422)
 
     @api.exception_handler(Rejected)
     async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, exc.status)
+
+    @api.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request failed", extra={"path": request.url.path, "error": type(exc).__name__})
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the daemon's log"}, 500)
 
     @api.get("/health", tags=["service"], summary="Liveness: the process answers.")
     def health() -> Health:
@@ -110,18 +130,28 @@ def create_api(app: "Skilld", commands: dict[str, Command], metrics: Metrics, to
         is_ready = app.ready.is_set() and not app.stopping.is_set()
         return JSONResponse(Readiness(ready=is_ready).model_dump(), 200 if is_ready else 503)
 
-    @api.get("/v1/status", tags=["read"], summary="Counts and health of every stage (as `skilld status --json`).")
+    @api.get(
+        "/v1/status",
+        tags=["read"],
+        dependencies=readable,
+        summary="Counts and health of every stage (as `skilld status --json`).",
+    )
     def status() -> dict[str, Any]:
         return app.status()
 
-    @api.get("/v1/search", tags=["read"], summary="Learned skills best matching a question (as `skilld search`).")
+    @api.get(
+        "/v1/search",
+        tags=["read"],
+        dependencies=readable,
+        summary="Learned skills best matching a question (as `skilld search`).",
+    )
     def search(
         q: Annotated[str, Query(min_length=1, max_length=10_000, description="the question")],
         limit: Annotated[int, Query(ge=1, le=100)] = 5,
     ) -> list[dict[str, Any]]:
         return app.search(q, limit)
 
-    @api.get("/metrics", tags=["service"], summary="Prometheus metrics (skilld_* families).")
+    @api.get("/metrics", tags=["service"], dependencies=readable, summary="Prometheus metrics (skilld_* families).")
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 

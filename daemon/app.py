@@ -14,12 +14,12 @@ from typing import Any
 
 from daemon import retention
 from daemon.adapters.registry import AdapterRegistry
-from daemon.config import ConfigError, Settings, apply_settings
+from daemon.config import Settings, apply_settings
 from daemon.finetune.cycle import FineTuner
 from daemon.ingest import Ingestor, IngestReport
 from daemon.interaction import Interaction
 from daemon.interactions import load_interaction
-from daemon.pipeline import SKILL_COUNT, Learner
+from daemon.pipeline import SCORED_CURSOR, SKILL_COUNT, Learner
 from daemon.privacy import Privacy, Redactor, UserHasher
 from daemon.replay import replay_dead_letters
 from daemon.scheduler import Scheduler
@@ -121,6 +121,8 @@ class Skilld:
         t = self.settings.telemetry
         with self.lock:
             for path in files:
+                if self.stopping.is_set():  # a stopping daemon: what was read is committed
+                    break
                 followed = self.tailer.follow(path)
                 if followed is None:
                     continue
@@ -250,11 +252,16 @@ class Skilld:
         return result
 
     def housekeeping(self) -> dict[str, Any]:
-        """Retention, compression of fully read telemetry, and a vacuum (the scheduled upkeep)."""
+        """Retention, compression of fully read telemetry, and a vacuum (the scheduled upkeep).
+
+        A stop request ends it between two steps (and skips the vacuum, which cannot be interrupted).
+        """
         config = self.settings.retention
-        result: dict[str, Any] = {"expired": retention.expire(self.store, config, self.lock)}
-        result["telemetry"] = retention.compress(self.store, config, self.lock)
-        result["vacuum"] = retention.vacuum(self.store, self.lock)
+        stop = self.stopping.is_set
+        scored = self.learner.learning.cursor(SCORED_CURSOR)
+        result: dict[str, Any] = {"expired": retention.expire(self.store, config, self.lock, scored, stop)}
+        result["telemetry"] = retention.compress(self.store, config, self.lock, stop)
+        result["vacuum"] = None if stop() else retention.vacuum(self.store, self.lock)
         log.info("housekeeping done", extra=result)
         return result
 
@@ -263,6 +270,8 @@ class Skilld:
         """One round of the loop: maybe rescan, then read every followed file in bounded batches."""
         t = self.settings.telemetry
         while not self.lock.acquire(timeout=1.0):  # a long command holds the store: alive, waiting
+            if self.stopping.is_set():
+                return 0
             if notifier is not None:
                 notifier.alive()
         try:
@@ -345,7 +354,7 @@ class Skilld:
             self.finetuner.cancel()
             watcher.stop()
             scheduler.stop()
-            extraction.join(timeout=20)
+            extraction.join(timeout=10)  # a decode stops between two tokens; an HTTP call may not
             log.info("skilld stopped")
 
     def _watcher(self) -> Watcher:
@@ -360,7 +369,7 @@ class Skilld:
             return False
         try:
             new = reloader()
-        except ConfigError as exc:
+        except Exception as exc:  # a bad value, an unreadable or vanished file: never a reason to stop
             log.error("configuration not reloaded; the running one stays", extra={"error": str(exc)})
             return False
         later = apply_settings(self.settings, new)

@@ -126,7 +126,7 @@ def run(ctx: Context) -> None:
             with handle_signals(app.stopping, app.reload_requested):
                 server = _serve_api(app, home)
                 try:
-                    app.run(reloader=lambda: load_settings(ctx.config, ctx.home), notifier=notifier)
+                    app.run(reloader=_reloader(ctx), notifier=notifier)
                 finally:
                     server.stop()
         finally:
@@ -134,6 +134,22 @@ def run(ctx: Context) -> None:
             notifier.close()
     finally:
         lock.release()
+
+
+def _reloader(ctx: Context) -> Callable[[], Settings]:
+    """Read the configuration again (SIGHUP); a file that was there at start and is gone is an error."""
+    from daemon.config import default_config_file
+
+    path = ctx.config or (Path(os.environ["SKILLD_CONFIG"]) if os.environ.get("SKILLD_CONFIG") else None)
+    path = path or default_config_file()
+    existed = path.is_file()
+
+    def reload() -> Settings:
+        if existed and not path.is_file():
+            raise ConfigError(f"config: file {path} is gone")
+        return load_settings(ctx.config, ctx.home)
+
+    return reload
 
 
 def _serve_api(app: Skilld, home: Path) -> control.ApiServer:

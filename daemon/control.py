@@ -134,7 +134,7 @@ class ApiServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=6)  # requests in flight get 5 s (timeout_graceful_shutdown)
         self.path.unlink(missing_ok=True)
 
 

@@ -58,9 +58,8 @@ class StoreCollector(Collector):
         counts = LearningStore(conn).counts()
         sources = report["sources"]
 
-        events = CounterMetricFamily(
-            "skilld_events", "Events stored, one per valid line, by source.", labels=["source"]
-        )
+        # A gauge: retention and `forget` delete events.
+        events = GaugeMetricFamily("skilld_events", "Events stored, one per valid line, by source.", labels=["source"])
         dead = GaugeMetricFamily(
             "skilld_dead_letters", "Lines kept aside with their reason, by source.", labels=["source"]
         )

@@ -151,7 +151,8 @@ class Learner:
             count = sum(1 for hit in similar if hit.id != own)
             best = self.vectors.search(SKILLS, vector, 1) if has_skills else []
             score = value_score(interaction, count, best[0].score if best else None, config)
-            rows.append((interaction.key, score.as_dict(), bool(interaction.query and interaction.response)))
+            scored = {**score.as_dict(), "user": interaction.user}
+            rows.append((interaction.key, scored, bool(interaction.query and interaction.response)))
             points.append(
                 VectorPoint(
                     own,

@@ -32,8 +32,8 @@ class Notifier:
         if self.address:
             self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         mine = not pid or pid == str(os.getpid())
-        # Ping twice per period, as sd_watchdog_enabled(3) advises.
-        self.interval = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 and mine else None
+        # Ping at most once a second (and at least twice per period, as sd_watchdog_enabled(3) advises).
+        self.interval = min(1.0, int(usec) / 2e6) if usec.isdigit() and int(usec) > 0 and mine else None
         self._last_ping = 0.0
         self._lock = threading.Lock()
 

@@ -157,14 +157,12 @@ def _v3_models(db: sqlite_utils.Database) -> None:
 
 
 def _v4_retention(db: sqlite_utils.Database) -> None:
-    # What was read stays known after its events are deleted, so reading a file again (a copy, a
-    # compressed rotation, `skilld ingest` of old logs) never brings them back: per file identity, the
-    # offset below which events expired; and the ids of events a user asked to forget.
-    db.execute(
-        'CREATE TABLE expired (file_key TEXT PRIMARY KEY, "offset" INTEGER NOT NULL, updated_at TEXT NOT NULL) '
-        "WITHOUT ROWID"
-    )
-    db.execute("CREATE TABLE forgotten (id TEXT PRIMARY KEY) WITHOUT ROWID")
+    # The ids of events deleted by retention or at a user's request: reading a file again (a copy, a
+    # compressed rotation, `skilld ingest` of old logs) must never bring them back.
+    db.execute("CREATE TABLE tombstones (id TEXT PRIMARY KEY) WITHOUT ROWID")
+    # Whose interaction a score is, so that `forget` finds it after retention deleted the events.
+    db.execute("ALTER TABLE scores ADD COLUMN user_hash TEXT")
+    db.execute("CREATE INDEX scores_user ON scores(user_hash) WHERE user_hash IS NOT NULL")
 
 
 MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models, _v4_retention]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,8 +63,6 @@ _INSERT_EVENT = (
     'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, ts, record) '
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# An event id starts with its file identity: 12 hex digits of the fingerprint and 4 of the generation.
-FILE_KEY_LENGTH = 16
 _FILE_COLUMNS = (
     'id, fingerprint, generation, path, dev, inode, compressed, stream, "offset", tail_hash, tail_len, lines'
 )
@@ -74,8 +73,7 @@ class EventStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._floors: dict[str, int] | None = None  # file key -> offset below which events expired
-        self._forgotten: bool | None = None
+        self._tombstones: bool | None = None  # whether any event was deleted for good
 
     @classmethod
     def open(cls, home: Path) -> EventStore:
@@ -171,10 +169,9 @@ class EventStore:
     def commit(self, batch: Batch) -> int:
         """Commit a batch atomically; return how many events were new."""
         stamp = now_iso()
-        events, dead_letters = self._not_expired(batch.events), self._not_expired(batch.dead_letters)
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            events = self._not_forgotten(events)
+            events, dead_letters = self._alive(batch.events), self._alive(batch.dead_letters)
             before = self.conn.total_changes
             self.conn.executemany(_INSERT_EVENT, events)
             added = self.conn.total_changes - before
@@ -192,70 +189,61 @@ class EventStore:
         return added
 
     # -- what must not come back ---------------------------------------------------------------------------
-    def _not_expired(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Rows (id first, offset third) that retention has not deleted before."""
-        if self._floors is None:
-            self._floors = dict(self.conn.execute('SELECT file_key, "offset" FROM expired').fetchall())
-        if not self._floors or not rows:
-            return rows
-        floors = self._floors
-        return [row for row in rows if row[2] >= floors.get(row[0][:FILE_KEY_LENGTH], 0)]
-
-    def _not_forgotten(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Rows whose event was not forgotten at a user's request."""
-        if self._forgotten is None:
-            self._forgotten = self.conn.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is not None
-        if not self._forgotten or not rows:
+    def _alive(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows (id first) whose event was not deleted for good by retention or `forget`."""
+        if self._tombstones is None:
+            self._tombstones = self.conn.execute("SELECT 1 FROM tombstones LIMIT 1").fetchone() is not None
+        if not self._tombstones or not rows:
             return rows
         gone: set[str] = set()
         ids = [row[0] for row in rows]
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            gone.update(r[0] for r in self.conn.execute(f"SELECT id FROM forgotten WHERE id IN ({marks})", chunk))
+            gone.update(r[0] for r in self.conn.execute(f"SELECT id FROM tombstones WHERE id IN ({marks})", chunk))
         return [row for row in rows if row[0] not in gone] if gone else rows
 
-    def expire(self, cutoff: str) -> dict[str, int]:
-        """Delete events stamped before `cutoff` (ISO UTC) and dead letters stored before it.
+    def bury(self, table: str, ids: list[str], chunk: int = 5000, stop: Callable[[], bool] | None = None) -> int:
+        """Delete rows of `events` or `dead_letters` for good, keeping their ids as tombstones only.
 
-        Each file identity remembers the offset below which its events expired, so a re-read skips them.
+        Chunked, each chunk its own transaction, so a stop request waits for one chunk at most.
         """
-        stamp = now_iso()
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute(
-                'INSERT INTO expired (file_key, "offset", updated_at) '
-                f'SELECT substr(id, 1, {FILE_KEY_LENGTH}), MAX("offset") + 1, ? FROM events '
-                "WHERE ts IS NOT NULL AND ts < ? GROUP BY 1 "
-                'ON CONFLICT (file_key) DO UPDATE SET "offset" = MAX("offset", excluded."offset"), '
-                "updated_at = excluded.updated_at",
-                (stamp, cutoff),
-            )
-            events = self.conn.execute("DELETE FROM events WHERE ts IS NOT NULL AND ts < ?", (cutoff,)).rowcount
-            self.conn.execute(
-                'INSERT INTO expired (file_key, "offset", updated_at) '
-                f'SELECT substr(id, 1, {FILE_KEY_LENGTH}), MAX("offset") + 1, ? FROM dead_letters '
-                "WHERE created_at < ? GROUP BY 1 "
-                'ON CONFLICT (file_key) DO UPDATE SET "offset" = MAX("offset", excluded."offset"), '
-                "updated_at = excluded.updated_at",
-                (stamp, cutoff),
-            )
-            dead = self.conn.execute("DELETE FROM dead_letters WHERE created_at < ?", (cutoff,)).rowcount
-        self._floors = None
-        return {"events": events, "dead_letters": dead}
-
-    def forget_events(self, ids: list[str]) -> int:
-        """Delete events for good: their ids are kept (nothing else) so a re-read skips them."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany("INSERT OR IGNORE INTO forgotten (id) VALUES (?)", [(i,) for i in ids])
-            deleted = 0
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                deleted += self.conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk).rowcount
-        self._forgotten = None
+        assert table in ("events", "dead_letters")
+        deleted = 0
+        for start in range(0, len(ids), chunk):
+            if stop is not None and stop():
+                break
+            part = ids[start : start + chunk]
+            marks = ",".join("?" * len(part))
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.executemany("INSERT OR IGNORE INTO tombstones (id) VALUES (?)", [(i,) for i in part])
+                deleted += self.conn.execute(f"DELETE FROM {table} WHERE id IN ({marks})", part).rowcount
+            self._tombstones = True
         return deleted
+
+    def expirable(self, cutoff: str, scored_seq: int) -> tuple[list[str], list[str]]:
+        """Ids of the events and dead letters retention may delete now.
+
+        An interaction goes whole, once its newest event is older than the cutoff, it has been scored, and
+        it is not waiting for extraction. An event's time is its own timestamp, else when its file was
+        first seen. Dead letters go by when they were stored.
+        """
+        events = [
+            row[0]
+            for row in self.conn.execute(
+                "WITH stamped AS (SELECT e.seq, e.id, e.interaction_key, COALESCE(e.ts, f.first_seen) AS t "
+                "FROM events e JOIN files f ON f.id = e.file_id), "
+                "old AS (SELECT interaction_key FROM stamped WHERE interaction_key IS NOT NULL "
+                "GROUP BY interaction_key HAVING MAX(t) < :cutoff AND MAX(seq) <= :scored "
+                "EXCEPT SELECT interaction_key FROM extraction_queue WHERE state IN ('pending', 'waiting')) "
+                "SELECT id FROM stamped WHERE interaction_key IN old "
+                "OR (interaction_key IS NULL AND t < :cutoff AND seq <= :scored)",
+                {"cutoff": cutoff, "scored": scored_seq},
+            )
+        ]
+        dead = [r[0] for r in self.conn.execute("SELECT id FROM dead_letters WHERE created_at < ?", (cutoff,))]
+        return events, dead
 
     def events_of(self, interaction_key: str) -> list[tuple[str, str, str, str]]:
         """(id, source, file hint, record) of every event of one interaction, in the order they were stored."""
@@ -281,7 +269,7 @@ class EventStore:
         """Replace a dead letter by the event it now reads as (or delete it when events is empty)."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(_INSERT_EVENT, self._not_forgotten(events))
+            self.conn.executemany(_INSERT_EVENT, self._alive(events))
             self.conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_letter_id,))
 
     def update_dead_letter(self, dead_letter_id: str, reason: str) -> None:

@@ -54,7 +54,7 @@ class LearningStore:
             for key, score, _ in rows:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO scores (interaction_key, score, outcome, feedback, reusability, complexity,"
-                    " novelty, details, high_value, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " novelty, details, high_value, scored_at, user_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         key,
                         score["score"],
@@ -66,6 +66,7 @@ class LearningStore:
                         json.dumps(score["reasons"]),
                         int(score["score"] >= threshold),
                         stamp,
+                        score.get("user"),
                     ),
                 )
             for key, score, extractable in rows:

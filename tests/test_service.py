@@ -116,6 +116,12 @@ def test_the_api_serves_health_status_search_metrics_and_authorized_feedback(hom
             response = client.post("/v1/feedback", json=bad, headers=_token(home))
             assert response.status_code == status and reason in response.json()["error"], response.text
         assert client.post("/v1/commands/nothing", json={}, headers=_token(home)).status_code == 404
+        leaked = client.post(
+            "/v1/feedback", json={"rating": "up", "event_id": 1, "secret": "hunter2"}, headers=_token(home)
+        )
+        assert leaked.status_code == 422 and "hunter2" not in leaked.text  # errors never echo the request
+        rebinding = client.get("/v1/status", headers={"Host": "evil.example"})
+        assert rebinding.status_code == 400  # a page served from another name cannot read the API
 
         # Prometheus exposition, read back with Prometheus's own parser.
         exposition = client.get("/metrics")
@@ -134,7 +140,8 @@ def test_the_api_serves_health_status_search_metrics_and_authorized_feedback(hom
             "skilld_finetune_runs",
         }
         assert expected <= set(families)
-        events = {s.labels["source"]: s.value for s in families["skilld_events"].samples if s.name.endswith("_total")}
+        assert families["skilld_events"].type == "gauge"  # retention and forget delete events
+        events = {s.labels["source"]: s.value for s in families["skilld_events"].samples}
         assert events == {"continue": 3.0}
         scores = {s.name: s.value for s in families["skilld_value_score"].samples if not s.labels.get("le")}
         assert scores["skilld_value_score_count"] == daemon.status()["scored"]
@@ -197,6 +204,9 @@ def test_sighup_reloads_the_configuration_and_keeps_it_when_the_new_one_is_bad(h
         daemon.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "configuration not reloaded" in daemon.logs(), 30, "the refusal")
         assert "scoring.threshold" in daemon.logs()
+        config.unlink()
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: f"file {config} is gone" in daemon.logs(), 30, "the refusal of a vanished file")
         write_lines(second / "aidb-events.jsonl", numbered(1, start=200))
         daemon.env.pop("SKILLD_CONFIG")  # the command line would refuse the bad file too
         assert daemon.wait_events(8)["events"] == 8  # still running, on the configuration it had

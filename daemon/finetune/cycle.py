@@ -141,6 +141,8 @@ class FineTuner:
                 text=True,
             )
             self.child = child
+            if self.cancelled.is_set():  # asked to stop while the run was being prepared
+                child.terminate()
             assert child.stdout is not None
             final: dict[str, Any] = {}
             for line in child.stdout:
