@@ -261,6 +261,55 @@ def bench_memory(work: Path) -> dict[str, Any]:
     return {"peak_rss_mb": round(peak_kb / 1024, 1), "target_mb": 800}
 
 
+def bench_api(work: Path, requests: int) -> dict[str, Any]:
+    """Latency of the daemon's API over TCP (p50/p95) while its extraction stage runs the local model."""
+    import httpx
+    from corpus import TOPICS
+
+    from tests.helpers import Daemon, wait_for
+
+    telemetry = work / "api-telemetry" / "dev_data" / "0.2.0"
+    telemetry.mkdir(parents=True)
+    chats = [
+        {
+            "eventName": "chatInteraction",
+            "schema": "0.2.0",
+            "sessionId": f"s{i}",
+            "prompt": f"{question} (case {i})",
+            "completion": answer,
+        }
+        for i, (question, answer) in enumerate(TOPICS * 4)
+    ]
+    (telemetry / "chatInteraction.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    (telemetry / "chatFeedback.jsonl").write_text(
+        "".join(json.dumps({**c, "eventName": "chatFeedback", "feedback": True}) + "\n" for c in chats)
+    )
+    home = work / "home-api"
+    home.mkdir()
+    results: dict[str, Any] = {}
+    with Daemon(home, telemetry.parent.parent) as daemon:
+        wait_for(lambda: daemon.status()["pending_extractions"] > 0, 300, "a queued extraction")
+        url = daemon.status()["api"]["url"]
+        before = daemon.status()["extracted"]
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for name, path in [
+                ("health", "/health"),
+                ("status", "/v1/status"),
+                ("metrics", "/metrics"),
+                ("search", "/v1/search?q=undo+a+git+commit"),
+            ]:
+                samples = []
+                for _ in range(requests):
+                    start = time.perf_counter()
+                    client.get(path).raise_for_status()
+                    samples.append(time.perf_counter() - start)
+                results[name] = _percentiles(samples)
+        status = daemon.status()
+        results["extractions_during_measurement"] = status["extracted"] - before
+        results["pending_after"] = status["pending_extractions"]
+    return results
+
+
 def bench_finetune(work: Path) -> dict[str, Any]:
     """Training throughput (tokens/s) and the time of one full cycle on the bundled model."""
     from corpus import TOPICS
@@ -302,7 +351,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
     parser.add_argument("--sizes", default="10000,100000", help="skill counts for the search benchmark")
-    parser.add_argument("--only", default="ingest,scoring,search,extraction,memory,finetune", help="which benchmarks")
+    parser.add_argument(
+        "--only", default="ingest,scoring,search,extraction,memory,api,finetune", help="which benchmarks"
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     results: dict[str, Any] = {
@@ -332,6 +383,13 @@ def main() -> None:
         if "memory" in only:
             memory = results["memory"] = bench_memory(Path(tmp))
             print(f"daemon peak memory with both models loaded: {memory['peak_rss_mb']} MB (target 800)")
+        if "api" in only:
+            api = results["api"] = bench_api(Path(tmp), 200)
+            for name in ("health", "status", "metrics", "search"):
+                print(
+                    f"api {name} while the model extracts: p50 {api[name]['p50_ms']} ms, p95 {api[name]['p95_ms']} ms"
+                )
+            print(f"api: {api['extractions_during_measurement']} extractions ran during the measurement")
         if "finetune" in only:
             tune = results["finetune"] = bench_finetune(Path(tmp))
             print(
