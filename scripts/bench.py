@@ -261,7 +261,7 @@ def bench_memory(work: Path) -> dict[str, Any]:
     return {"peak_rss_mb": round(peak_kb / 1024, 1), "target_mb": 800}
 
 
-def bench_api(work: Path, requests: int) -> dict[str, Any]:
+def bench_api(work: Path, requests: int, seconds: float = 30.0) -> dict[str, Any]:
     """Latency of the daemon's API over TCP (p50/p95) while its extraction stage runs the local model."""
     import httpx
     from corpus import TOPICS
@@ -291,19 +291,24 @@ def bench_api(work: Path, requests: int) -> dict[str, Any]:
         wait_for(lambda: daemon.status()["pending_extractions"] > 0, 300, "a queued extraction")
         url = daemon.status()["api"]["url"]
         before = daemon.status()["extracted"]
+        paths = {
+            "health": "/health",
+            "status": "/v1/status",
+            "metrics": "/metrics",
+            "search": "/v1/search?q=undo+a+git+commit",
+        }
+        samples: dict[str, list[float]] = {name: [] for name in paths}
+        started = time.perf_counter()
         with httpx.Client(base_url=url, timeout=60) as client:
-            for name, path in [
-                ("health", "/health"),
-                ("status", "/v1/status"),
-                ("metrics", "/metrics"),
-                ("search", "/v1/search?q=undo+a+git+commit"),
-            ]:
-                samples = []
-                for _ in range(requests):
+            # Requests in rounds for at least `seconds`, so that whole extractions run meanwhile.
+            while time.perf_counter() - started < seconds or len(samples["health"]) < requests:
+                for name, path in paths.items():
                     start = time.perf_counter()
                     client.get(path).raise_for_status()
-                    samples.append(time.perf_counter() - start)
-                results[name] = _percentiles(samples)
+                    samples[name].append(time.perf_counter() - start)
+        results.update({name: _percentiles(values) for name, values in samples.items()})
+        results["requests"] = sum(len(v) for v in samples.values())
+        results["seconds"] = round(time.perf_counter() - started, 1)
         status = daemon.status()
         results["extractions_during_measurement"] = status["extracted"] - before
         results["pending_after"] = status["pending_extractions"]
@@ -389,7 +394,10 @@ def main() -> None:
                 print(
                     f"api {name} while the model extracts: p50 {api[name]['p50_ms']} ms, p95 {api[name]['p95_ms']} ms"
                 )
-            print(f"api: {api['extractions_during_measurement']} extractions ran during the measurement")
+            print(
+                f"api: {api['requests']} requests in {api['seconds']} s, while "
+                f"{api['extractions_during_measurement']} extractions completed"
+            )
         if "finetune" in only:
             tune = results["finetune"] = bench_finetune(Path(tmp))
             print(
