@@ -81,11 +81,14 @@ class StoreCollector(Collector):
         queue.add_metric(["done"], counts["extracted"])
         yield queue
 
-        scores = [row[0] for row in conn.execute("SELECT score FROM scores")]
-        buckets = [(f"{bound:g}", sum(1 for s in scores if s <= bound)) for bound in SCORE_BUCKETS]
-        buckets.append(("+Inf", len(scores)))
+        # One aggregate query: the cumulative bucket counts, the count and the sum, never the scores themselves.
+        counted = ", ".join(f"COALESCE(SUM(score <= {bound}), 0)" for bound in SCORE_BUCKETS)
+        *below, count, total = conn.execute(
+            f"SELECT {counted}, COUNT(*), COALESCE(SUM(score), 0) FROM scores"
+        ).fetchone()
+        buckets = [(f"{bound:g}", n) for bound, n in zip(SCORE_BUCKETS, below, strict=True)] + [("+Inf", count)]
         histogram = HistogramMetricFamily("skilld_value_score", "Value scores of scored interactions.")
-        histogram.add_metric([], buckets, sum_value=sum(scores))
+        histogram.add_metric([], buckets, sum_value=total)
         yield histogram
         yield GaugeMetricFamily(
             "skilld_high_value_interactions", "Interactions at or above the threshold.", counts["high_value"]

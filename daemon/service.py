@@ -55,9 +55,6 @@ class Notifier:
     def stopping(self) -> None:
         self.send("STOPPING=1", "STATUS=stopping: finishing the batch in flight")
 
-    def status(self, text: str) -> None:
-        self.send(f"STATUS={text}")
-
     def alive(self) -> None:
         """Feed the watchdog if it is due (cheap to call every loop)."""
         if self.interval is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,16 +202,14 @@ class EventStore:
             gone.update(r[0] for r in self.conn.execute(f"SELECT id FROM tombstones WHERE id IN ({marks})", chunk))
         return [row for row in rows if row[0] not in gone] if gone else rows
 
-    def bury(self, table: str, ids: list[str], chunk: int = 5000, stop: Callable[[], bool] | None = None) -> int:
+    def bury(self, table: str, ids: list[str], chunk: int = 5000) -> int:
         """Delete rows of `events` or `dead_letters` for good, keeping their ids as tombstones only.
 
-        Chunked, each chunk its own transaction, so a stop request waits for one chunk at most.
+        Each chunk is its own transaction, so no write stays open long.
         """
         assert table in ("events", "dead_letters")
         deleted = 0
         for start in range(0, len(ids), chunk):
-            if stop is not None and stop():
-                break
             part = ids[start : start + chunk]
             marks = ",".join("?" * len(part))
             with self.conn:

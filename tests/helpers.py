@@ -89,6 +89,19 @@ def numbered(n: int, start: int = 0, stream: str = "aidb") -> list[dict[str, Any
     ]
 
 
+def continue_chat(session: str, prompt: str, completion: str, user: str | None = None) -> dict[str, Any]:
+    """A Continue 0.2.0 `chatInteraction` record."""
+    record = {
+        "eventName": "chatInteraction",
+        "schema": "0.2.0",
+        "sessionId": session,
+        "createdAt": "2026-11-01T10:00:00Z",
+        "prompt": prompt,
+        "completion": completion,
+    }
+    return {**record, "userId": user} if user is not None else record
+
+
 class Daemon:
     """A real `skilld run` process on a test home, stopped with SIGTERM."""
 

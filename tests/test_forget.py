@@ -10,7 +10,7 @@ import pytest
 
 from daemon.app import Skilld
 from storage.skills import Evidence, merge
-from tests.helpers import Daemon, rows, skilld_json, write_lines
+from tests.helpers import Daemon, continue_chat, rows, skilld_json, write_lines
 
 pytestmark = pytest.mark.slow
 
@@ -31,15 +31,7 @@ QUESTIONS = {
 
 
 def _chat(session: str, user: str, prompt: str) -> dict[str, Any]:
-    return {
-        "eventName": "chatInteraction",
-        "schema": "0.2.0",
-        "sessionId": session,
-        "userId": user,
-        "createdAt": "2026-11-01T10:00:00Z",
-        "prompt": prompt,
-        "completion": "Run `du -ah . | sort -rh | head -20` to list the twenty largest entries.",
-    }
+    return continue_chat(session, prompt, "Run `du -ah . | sort -rh | head -20` to list the largest entries.", user)
 
 
 def _keys(app: Skilld) -> dict[str, str]:

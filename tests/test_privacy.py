@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from daemon.privacy import Privacy, Redactor, UserHasher
-from tests.helpers import Daemon, cli_env, skilld, wait_for, write_lines
+from tests.helpers import Daemon, cli_env, continue_chat, skilld, wait_for, write_lines
 from tests.secrets_corpus import HARMLESS, PLANTED
 
 
@@ -84,17 +84,7 @@ def test_no_planted_secret_reaches_sqlite_logs_or_any_file_under_home(tmp_path: 
     telemetry, home = tmp_path / "telemetry", tmp_path / "home"
     lines: list[object] = []
     for i, (text, _, _) in enumerate(PLANTED):
-        lines.append(
-            {
-                "eventName": "chatInteraction",
-                "schema": "0.2.0",
-                "createdAt": "2026-11-01T10:00:00Z",
-                "userId": "alice@example.com",
-                "sessionId": f"s{i}",
-                "prompt": text,
-                "completion": text,
-            }
-        )
+        lines.append(continue_chat(f"s{i}", text, text, "alice@example.com"))
         lines.append('{"prompt": ' + json.dumps(text) + ", broken")  # invalid JSON: a dead letter
         lines.append({"eventName": ["x"], "schema": "0.2.0", "prompt": text})  # unreadable: a dead letter
     write_lines(telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl", lines)
@@ -113,18 +103,7 @@ def test_no_planted_secret_reaches_sqlite_logs_or_any_file_under_home(tmp_path: 
 
 
 def test_the_daemons_json_logs_and_api_answers_never_carry_a_secret(home: Path, telemetry: Path) -> None:
-    lines = [
-        {
-            "eventName": "chatInteraction",
-            "schema": "0.2.0",
-            "createdAt": "2026-11-01T10:00:00Z",
-            "userId": "alice@example.com",
-            "sessionId": f"s{i}",
-            "prompt": text,
-            "completion": text,
-        }
-        for i, (text, _, _) in enumerate(PLANTED)
-    ]
+    lines = [continue_chat(f"s{i}", text, text, "alice@example.com") for i, (text, _, _) in enumerate(PLANTED)]
     write_lines(telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl", lines)
     with Daemon(home, telemetry, SKILLD_LOGGING__LEVEL="debug", SKILLD_LOGGING__FORMAT="json") as daemon:
         daemon.wait_events(len(PLANTED))

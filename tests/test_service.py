@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import SKILLD, Daemon, cli_env, numbered, rows, skilld_json, wait_for, write_lines
+from tests.helpers import SKILLD, Daemon, cli_env, continue_chat, numbered, rows, skilld_json, wait_for, write_lines
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +24,7 @@ CONTINUE = Path("dev_data") / "0.2.0"
 
 
 def _chat(session: str, prompt: str, completion: str, user: str = "alice") -> dict[str, Any]:
-    return {
-        "eventName": "chatInteraction",
-        "schema": "0.2.0",
-        "sessionId": session,
-        "userId": user,
-        "createdAt": "2026-11-01T10:00:00Z",
-        "prompt": prompt,
-        "completion": completion,
-    }
+    return continue_chat(session, prompt, completion, user)
 
 
 def _api(daemon: Daemon) -> str:
@@ -145,6 +137,10 @@ def test_the_api_serves_health_status_search_metrics_and_authorized_feedback(hom
         assert events == {"continue": 3.0}
         scores = {s.name: s.value for s in families["skilld_value_score"].samples if not s.labels.get("le")}
         assert scores["skilld_value_score_count"] == daemon.status()["scored"]
+        stored = [score for (score,) in rows(home, "SELECT score FROM scores")]
+        assert scores["skilld_value_score_sum"] == pytest.approx(sum(stored))
+        buckets = {s.labels["le"]: s.value for s in families["skilld_value_score"].samples if s.labels.get("le")}
+        assert buckets["0.5"] == sum(1 for score in stored if score <= 0.5) and buckets["+Inf"] == len(stored)
         skills = daemon.status()["skills"]
         assert families["skilld_skills"].samples[0].value == skills
 
