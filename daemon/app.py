@@ -181,6 +181,10 @@ class Skilld:
         with self.lock:
             return load_interaction(self.store, self.registry, key)
 
+    def interactions(self, source: str | None, limit: int) -> list[dict[str, Any]]:
+        """What skilld understood of the telemetry, newest first."""
+        return self.learner.understood(source, limit)
+
     def search(self, query: str, limit: int) -> list[dict[str, Any]]:
         """Learned skills best matching a question."""
         with self.lock:

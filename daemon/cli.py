@@ -180,6 +180,7 @@ def handlers(app: Skilld) -> dict[str, Callable[[dict[str, Any]], Any]]:
         "ingest": lambda payload: app.ingest([Path(p) for p in payload["paths"]], payload.get("learn", True)).as_dict(),
         "deadletters.list": lambda payload: app.dead_letters(payload.get("limit")),
         "search": lambda payload: app.search(payload["query"], payload["limit"]),
+        "interactions": lambda payload: app.interactions(payload.get("source"), payload["limit"]),
         "explain": lambda payload: app.explain(payload["event_id"]),
         "feedback": lambda payload: app.feedback(payload["event_id"], payload["value"], payload.get("correction")),
         "skills": lambda payload: app.skills(payload["action"], payload.get("argument")),
@@ -247,6 +248,12 @@ def status(ctx: Context, as_json: bool) -> None:
                 f"{s['dead_letters']} dead letters, {s['bytes_read']} bytes read, {s['lag_bytes']} bytes behind",
                 err=True,
             )
+        for a in r.get("acceptance", [])[:10]:
+            click.echo(
+                f"  accepted {a['signal']} ({a['model']}, {a['file_type']}): {a['accepted']}/{a['shown']} "
+                f"= {a['rate']:.0%}",
+                err=True,
+            )
 
     emit(report, as_json, human)
 
@@ -304,6 +311,71 @@ def search(ctx: Context, query: str, limit: int, as_json: bool) -> None:
             click.echo("no skills yet", err=True)
 
     emit(hits, as_json, human)
+
+
+@cli.command()
+@click.option("--yes", "-y", is_flag=True, help="Write the found directories without asking.")
+@click.option("--force", is_flag=True, help="Add them to an existing configuration file (its other keys are kept).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def init(ctx: Context, yes: bool, force: bool, as_json: bool) -> None:
+    """Find the telemetry of Continue, Claude Code and Codex CLI here and write it into the configuration."""
+    from daemon.config import default_config_file
+    from daemon.discover import ConfigExists, discover, write_paths
+
+    env = os.environ.get("SKILLD_CONFIG")
+    config = ctx.config or (Path(env) if env else default_config_file())
+    found = discover(Path.home())
+    for f in found:
+        click.echo(f"found {f.tool}: {f.path} ({f.files} JSONL files)", err=True)
+    result: dict[str, Any] = {"config": str(config), "found": [], "written": False, "paths": []}
+    result["found"] = [{"tool": f.tool, "path": str(f.path), "files": f.files} for f in found]
+    if not found:
+        click.echo("no telemetry of Continue, Claude Code or Codex CLI found under your home", err=True)
+    elif config.exists() and not force:
+        raise Failure(f"{config} exists; run `skilld init --force` to add the found paths to it")
+    elif yes or (sys.stdin.isatty() and click.confirm(f"write these into {config}?", err=True)):
+        try:
+            result["paths"] = write_paths(config, [f.path for f in found], force)
+        except ConfigExists as exc:  # created meanwhile
+            raise Failure(str(exc)) from None
+        result["written"] = True
+        click.echo(f"wrote telemetry.paths to {config}; start skilld with `scripts/run` or the service", err=True)
+    else:
+        raise Failure("nothing written: confirm, or run `skilld init --yes`")
+    if as_json:
+        emit(result, True, lambda r: None)
+
+
+@cli.command()
+@click.option("--source", help="Only this source (continue, claude-code, codex, otel, ralph, ...).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def interactions(ctx: Context, source: str | None, limit: int, as_json: bool) -> None:
+    """What skilld understood of your tools' telemetry: the newest interactions first."""
+    payload = {"source": source, "limit": limit}
+    rows = dispatch(ctx, "interactions", payload, lambda app: app.interactions(source, limit), exclusive=False)
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            click.echo("no interactions yet", err=True)
+        for r in rows:
+            score = "-" if r["value_score"] is None else f"{r['value_score']:.2f}"
+            thumbs = {1: "+1", -1: "-1"}.get(r["feedback"], "")
+            click.echo(f"{r['key']}  [{r['source']} {r['kind']}] {r['outcome'] or ''} {thumbs} score {score}", err=True)
+            click.echo(f"  Q: {_line(r['query'])}", err=True)
+            click.echo(f"  A: {_line(r['response'])}", err=True)
+            if r["signals"]:
+                click.echo(f"  signals: {json.dumps(r['signals'], default=str)}", err=True)
+
+    emit(rows, as_json, human)
+
+
+def _line(text: str | None, width: int = 110) -> str:
+    """Text on one line, cut to a width."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 @cli.command()

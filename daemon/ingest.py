@@ -13,11 +13,11 @@ import orjson
 
 from daemon.adapters.base import Adapter, AdapterError
 from daemon.adapters.registry import AdapterRegistry, unknown_reading
-from daemon.interaction import OWN_KEY, Reading, as_utc
+from daemon.interaction import OWN_KEY, FileState, Reading, as_utc
 from daemon.privacy import Privacy, unescape_json_text
 from daemon.sources.files import RawLine, tail_hash
 from daemon.sources.tailer import FollowedFile, Tailer
-from storage.events import Batch, EventStore, FileRow, Progress
+from storage.events import Batch, DeadLetterRow, EventRow, EventStore, FileRow, Progress
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,14 @@ class IngestReport:
         """Add another run's counts to this one."""
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class Interpreted:
+    """A line read as an event, and the other interactions it informs: (event id, interaction key)."""
+
+    event: EventRow
+    links: list[tuple[str, str]]
 
 
 def event_id(row: FileRow, line: RawLine) -> str:
@@ -75,57 +83,66 @@ class Ingestor:
         self.max_line_bytes = max_line_bytes
 
     # -- one line ------------------------------------------------------------------------------------------
-    def dead_letter(self, row: FileRow, line: RawLine, eid: str, reason: str) -> tuple[Any, ...]:
+    def dead_letter(self, row: FileRow, line: RawLine, eid: str, reason: str) -> DeadLetterRow:
         """A dead-letter row: where the line was, why, and its redacted, capped beginning."""
         window = unescape_json_text(line.data[: self.dead_letter_bytes * 2].decode("utf-8", "replace"))
         content = self.privacy.redactor.text(window)[: self.dead_letter_bytes]
-        return (eid, row.id, line.offset, line.length, reason, content)
+        return DeadLetterRow(eid, row.id, line.offset, line.length, reason, content)
 
     def interpret(
-        self, row: FileRow, adapter: Adapter | None, hint: str | None, line: RawLine
-    ) -> tuple[str, tuple[Any, ...]] | None:
-        """An ("event", row) or ("dead", row) for one line of a file, or None for a blank line."""
+        self, row: FileRow, adapter: Adapter | None, hint: str | None, line: RawLine, state: FileState | None = None
+    ) -> Interpreted | DeadLetterRow | None:
+        """The event (with its links) or the dead letter one line of a file becomes, or None for a blank line.
+
+        `state` is the file's adapter state when its lines are read in order (None when one line is
+        read alone, as `deadletters replay` does).
+        """
         eid = event_id(row, line)
         if line.too_long:
-            return "dead", self.dead_letter(
+            return self.dead_letter(
                 row, line, eid, f"line of {line.length} bytes is longer than telemetry.max_line_bytes"
             )
         try:
             text = line.data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return "dead", self.dead_letter(row, line, eid, f"invalid UTF-8 at byte {exc.start}")
+            return self.dead_letter(row, line, eid, f"invalid UTF-8 at byte {exc.start}")
         if not text.strip():
             return None
         try:
             obj = orjson.loads(line.data)
         except orjson.JSONDecodeError as exc:
-            return "dead", self.dead_letter(row, line, eid, f"invalid JSON at byte {exc.pos}: {exc.msg}")
+            return self.dead_letter(row, line, eid, f"invalid JSON at byte {exc.pos}: {exc.msg}")
         if not isinstance(obj, dict):
             kind = "null" if obj is None else _JSON_KINDS.get(type(obj), type(obj).__name__)
-            return "dead", self.dead_letter(row, line, eid, f"not a JSON object but {kind}")
+            return self.dead_letter(row, line, eid, f"not a JSON object but {kind}")
         try:
             record, user, changed = self.privacy.record(obj, line.data)
-            reading = self._read(adapter, hint, record)
+            reading = self._read(adapter, hint, record, state)
         except AdapterError as exc:
-            return "dead", self.dead_letter(row, line, eid, str(exc))
+            return self.dead_letter(row, line, eid, str(exc))
         except RecursionError:
-            return "dead", self.dead_letter(row, line, eid, "nesting too deep to read")
+            return self.dead_letter(row, line, eid, "nesting too deep to read")
         key = reading.key
         if key == OWN_KEY:
             key = f"{reading.source}:{eid}"
         stamp = as_utc(reading.timestamp).isoformat() if reading.timestamp is not None else None
         stored = orjson.dumps(record).decode() if changed else text
-        return "event", (eid, row.id, line.offset, reading.source, reading.type, key, user, stamp, stored)
+        event = EventRow(eid, row.id, line.offset, reading.source, reading.type, key, user, stamp, stored)
+        return Interpreted(event, [(eid, link) for link in reading.links if link != key])
 
-    def _read(self, adapter: Adapter | None, hint: str | None, record: dict[str, Any]) -> Reading:
+    def _read(
+        self, adapter: Adapter | None, hint: str | None, record: dict[str, Any], state: FileState | None
+    ) -> Reading:
         if adapter is not None:
-            return adapter.read(record, hint)
-        adapter = self.registry.by_shape(record)
-        if adapter is not None:
+            return adapter.read(record, hint, state)
+        stream = self.registry.by_shape(record)
+        if stream is not None:
             try:
-                return adapter.read(record, None)
+                return stream.adapter.read(record, hint, state)
             except AdapterError:
-                pass  # looks like a known stream but is not one: an object of an unknown stream
+                if stream.certain:
+                    raise
+                # looks like a known stream but is not one: an object of an unknown stream
         return unknown_reading(record)
 
     # -- batches -------------------------------------------------------------------------------------------
@@ -137,23 +154,26 @@ class Ingestor:
         stream: str | None = None
         for line in lines:
             try:
-                result = self.interpret(followed.row, followed.adapter, followed.hint, line)
+                result = self.interpret(followed.row, followed.adapter, followed.hint, line, followed.state)
             except Exception as exc:  # a bug of ours must not stop ingestion or lose the line
                 log.exception("internal error reading a line", extra={"path": str(followed.path)})
                 eid = event_id(followed.row, line)
-                result = "dead", self.dead_letter(followed.row, line, eid, f"internal error: {type(exc).__name__}")
+                result = self.dead_letter(followed.row, line, eid, f"internal error: {type(exc).__name__}")
             if result is None:
                 continue
-            kind, values = result
-            if kind == "event":
-                batch.events.append(values)
-                stream = values[3]
+            if isinstance(result, Interpreted):
+                batch.events.append(result.event)
+                batch.links.extend(result.links)
+                stream = result.event.source
             else:
-                batch.dead_letters.append(values)
+                batch.dead_letters.append(result)
         reader = followed.reader
         progress = batch.progress.get(followed.row.id)
         count = len(lines) + (progress.lines if progress else 0)
-        batch.progress[followed.row.id] = Progress(reader.position, tail_hash(reader.tail), len(reader.tail), count)
+        state = orjson.dumps(followed.state).decode() if followed.state else None
+        batch.progress[followed.row.id] = Progress(
+            reader.position, tail_hash(reader.tail), len(reader.tail), count, state
+        )
         batch.lines += len(lines)
         if followed.row.stream is None:
             # A file is counted under the stream its name selects, else the one its first records show.

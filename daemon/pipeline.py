@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.registry import AdapterRegistry
 from daemon.config import Settings
-from daemon.interaction import Interaction
+from daemon.interaction import SIGNAL_KINDS, Interaction
 from daemon.interactions import load_interaction
 from daemon.privacy import Privacy
 from daemon.scoring import value_score
@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 
 SCORED_CURSOR = "scored_seq"
 SKILL_COUNT = "skills"
+
+
+def learnable(interaction: Interaction) -> bool:
+    """Whether an interaction is a question to score: it has one, and it is not an acceptance signal."""
+    return bool(interaction.query) and interaction.kind not in SIGNAL_KINDS
 
 
 class Learner:
@@ -129,7 +134,8 @@ class Learner:
             self._vectors = None
 
     # -- scoring -----------------------------------------------------------------------------------------------
-    def _interaction(self, key: str) -> Interaction | None:
+    def interaction(self, key: str) -> Interaction | None:
+        """One interaction folded from its events, with feedback given to skilld directly applied."""
         interaction = load_interaction(self.store, self.registry, key)
         if interaction is None:
             return None
@@ -181,7 +187,7 @@ class Learner:
             if not events:
                 return 0
             keys = list(dict.fromkeys(key for _, key in events if key is not None))
-            interactions = [i for i in map(self._interaction, keys) if i is not None and i.query]
+            interactions = [i for i in map(self.interaction, keys) if i is not None and learnable(i)]
             rows = self._score(interactions) if interactions else []
             self.learning.save_scores(
                 rows, (SCORED_CURSOR, events[-1][0]), config.threshold, self.settings.extraction.max_backlog
@@ -191,8 +197,8 @@ class Learner:
     def rescore(self, key: str) -> dict[str, Any] | None:
         """Score one interaction again now (after feedback)."""
         with self.lock:
-            interaction = self._interaction(key)
-            if interaction is None or not interaction.query:
+            interaction = self.interaction(key)
+            if interaction is None or not learnable(interaction):
                 return None
             rows = self._score([interaction])
             self.learning.save_scores(rows, None, self.settings.scoring.threshold, self.settings.extraction.max_backlog)
@@ -208,7 +214,7 @@ class Learner:
         with self.extraction_lock:
             with self.lock:
                 item = self.learning.next_item()
-                interaction = self._interaction(item.interaction_key) if item else None
+                interaction = self.interaction(item.interaction_key) if item else None
             if item is None:
                 return False
             if interaction is None or not interaction.query or not interaction.response:
@@ -303,12 +309,48 @@ class Learner:
             raise LookupError(f"no event or interaction {event_or_key!r}")
         return key
 
+    def understood(self, source: str | None, limit: int) -> list[dict[str, Any]]:
+        """What skilld made of the telemetry: the newest interactions with their signals and value scores."""
+        rows: list[dict[str, Any]] = []
+        with self.lock:
+            for key in self.store.recent_interactions(source, limit):
+                interaction = self.interaction(key)
+                if interaction is None:
+                    continue
+                score = self.learning.score_of(key)
+                rows.append(
+                    {
+                        "key": key,
+                        "source": interaction.source,
+                        "kind": interaction.kind,
+                        "session": interaction.session,
+                        "query": interaction.query,
+                        "response": interaction.response,
+                        "context_chars": len(interaction.context or ""),
+                        "outcome": interaction.outcome,
+                        "feedback": interaction.feedback,
+                        "value_score": score["score"] if score else None,
+                        "learnable": learnable(interaction),
+                        "event_ids": interaction.event_ids,
+                        "signals": interaction.signals,
+                        "model": interaction.model,
+                        "cwd": interaction.cwd,
+                        "branch": interaction.branch,
+                        "tools_used": interaction.tools_used,
+                        "files_modified": interaction.files_modified,
+                        "accepted": interaction.accepted,
+                        "started_at": interaction.started_at.isoformat() if interaction.started_at else None,
+                        "ended_at": interaction.ended_at.isoformat() if interaction.ended_at else None,
+                    }
+                )
+        return rows
+
     def explain(self, event_or_key: str) -> dict[str, Any]:
         """An interaction's value score with its five components and their reasons."""
         key = self.resolve(event_or_key)
         with self.lock:
             score = self.learning.score_of(key)
-            interaction = self._interaction(key)
+            interaction = self.interaction(key)
         if score is None:
             raise LookupError(f"{event_or_key} has no value score yet (scoring is pending, or it has no question)")
         assert interaction is not None
@@ -328,7 +370,7 @@ class Learner:
         safe = self.privacy.redactor.text(correction) if correction else None
         with self.lock:
             self.learning.add_feedback(key, value, safe)
-            interaction = self._interaction(key)
+            interaction = self.interaction(key)
             if safe and interaction is not None and interaction.query and interaction.response:
                 self.datasets.add_preference(
                     interaction.query, safe, interaction.response, {"interaction": key, "source": interaction.source}

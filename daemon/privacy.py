@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import re
 import secrets
@@ -30,9 +31,120 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+_16_TO_19 = frozenset(range(16, 20))
+# (lowest prefix, highest prefix, lengths) per card network. One number in ten passes Luhn, so Luhn alone
+# takes every tenth timestamp or id for a card; a network's prefix and length rule out nearly all of them
+# (no network issues numbers that start with 1, as every epoch timestamp until 2033 does).
+_ISSUERS: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("4", "4", frozenset({13, 16, 19})),  # Visa
+    ("51", "55", frozenset({16})),  # Mastercard
+    ("2221", "2720", frozenset({16})),  # Mastercard 2-series
+    ("34", "34", frozenset({15})),  # American Express
+    ("37", "37", frozenset({15})),
+    ("6011", "6011", _16_TO_19),  # Discover
+    ("644", "649", _16_TO_19),
+    ("65", "65", _16_TO_19),
+    ("300", "305", frozenset(range(14, 20))),  # Diners Club
+    ("36", "36", frozenset(range(14, 20))),
+    ("38", "39", frozenset(range(14, 20))),
+    ("3528", "3589", _16_TO_19),  # JCB
+    ("62", "62", _16_TO_19),  # UnionPay
+    ("5018", "5018", frozenset(range(13, 20))),  # Maestro: only its own ranges, not all of 50 and 56-69
+    ("5020", "5020", frozenset(range(13, 20))),
+    ("5038", "5038", frozenset(range(13, 20))),
+    ("5893", "5893", frozenset(range(13, 20))),
+    ("6304", "6304", frozenset(range(13, 20))),
+    ("6759", "6759", frozenset(range(13, 20))),
+    ("6761", "6763", frozenset(range(13, 20))),
+)
+# Words that, shortly before a bare run of digits, say it is a card number; short ones must stand alone.
+_CARD_WORDS = re.compile(
+    r"(?i)(?<![a-z])(?:card|visa|master ?card|amex|american express|discover|diners|jcb|union ?pay|maestro"
+    r"|credit|debit|payment|pay(?:ing)? with|(?:cc|pan)(?![a-z]))"
+)
+_CARD_WORDS_BEFORE = 30
+
+
+def _issued(digits: str) -> bool:
+    """Whether a card network issues numbers with this prefix and length, and the Luhn check passes."""
+    return _luhn_ok(digits) and any(
+        low <= digits[: len(low)] <= high and len(digits) in lengths for low, high, lengths in _ISSUERS
+    )
+
+
+def _is_card_number(text: str) -> bool:
+    """Whether a whole string is a card number, bare or grouped, whatever surrounds it."""
+    digits = text.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and digits.isascii() and digits.isdigit() and _issued(digits)
+
+
+def _grouped_like_a_card(groups: list[str]) -> bool:
+    """Whether digit groups are laid out as printed on a card: 4-4-4-4(-n), or 4-6-4 and 4-6-5."""
+    sizes = tuple(len(group) for group in groups)
+    if sizes in ((4, 6, 4), (4, 6, 5)):  # Diners Club, American Express
+        return True
+    return len(sizes) >= 4 and set(sizes[:-1]) == {4} and 1 <= sizes[-1] <= 4
+
+
 def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return placeholder("CARD") if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+    """A card number if it is grouped like one or card words come just before it; else unchanged.
+
+    A bare run of digits in code or a log is far more often a timestamp, an id or a constant, so it takes
+    those words to call it a card. Digits may follow a card (an expiry, a CVV): the longest run of whole
+    groups that is a card number is replaced, and the rest kept.
+    """
+    text = match.group(0)
+    groups = re.split(r"[ -]", text)
+    start = match.start()
+    named = bool(_CARD_WORDS.search(match.string[max(0, start - _CARD_WORDS_BEFORE) : start]))
+    for end in range(len(groups), 0, -1):
+        if _issued("".join(groups[:end])) and (named or _grouped_like_a_card(groups[:end])):
+            cut = sum(len(group) + 1 for group in groups[:end]) - 1
+            return placeholder("CARD") + text[cut:]
+    return text
+
+
+# Addresses that are code or documentation, never a person's machine or network: loopback (127/8, ::1),
+# unspecified (0.0.0.0, ::), multicast, the documentation ranges, 240/4, and IPv4 link-local
+# (self-assigned, and 169.254.169.254 is every cloud's metadata service). IPv6 link-local is redacted:
+# its interface id is often built from the MAC address. Private ranges are redacted: they map a home or
+# office network.
+_NOT_PERSONAL_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "192.0.2.0/24",  # documentation (RFC 5737)
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "2001:db8::/32",  # documentation (RFC 3849, RFC 9637)
+        "3fff::/20",
+        "169.254.0.0/16",
+        "240.0.0.0/4",  # reserved, never assigned: holds netmasks (255.255.255.0) and broadcast
+    )
+)
+# Just before a dotted quad, these make it a version: "version 1.2.3.4", "v 1.2.3.4", and a product token
+# as in a user agent, "Chrome/120.0.0.0" (a word after a space, not a URL path: "http://host/10.0.0.1").
+# ("v1.2.3.4" and "1.2.3.4.5" are already kept out by the pattern's look-arounds.) Not "==": that is as
+# often a filter ("ip.addr==10.0.0.5") as a pinned package.
+_VERSION_BEFORE = re.compile(
+    r"(?i)(?:(?<![a-z])(?:v|ver|version|release|build|rev)\s*[:=]?\s*|(?<![^\s(;,])[a-z][\w.-]*/)$"
+)
+
+
+def _ip(match: re.Match[str]) -> str:
+    """An IP address if it could be a person's; addresses that are code or docs, and versions, unchanged."""
+    text = match.group(0)
+    start = match.start()
+    if _VERSION_BEFORE.search(match.string, max(0, start - 40), start):  # look-behinds see before pos
+        return text
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:  # the pattern is looser than the grammar: "1::12345678" is not an address
+        return text
+    if address.is_loopback or address.is_unspecified or address.is_multicast:
+        return text
+    if any(address in network for network in _NOT_PERSONAL_NETWORKS):
+        return text
+    return placeholder("IP")
 
 
 _SECRET_WORDS = (
@@ -91,7 +203,7 @@ RULES: tuple[Rule, ...] = (
         r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z]{2}",
     ),
     Rule("SSN", r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b", r"\d{3}-\d{2}-\d{4}"),
-    Rule("CARD", r"(?<![\d.-])(?:\d[ -]?){12,18}\d(?![\d-])", r"(?:\d[ -]?){12,18}\d", _card),
+    Rule("CARD", r"(?<![\w.-])(?<!\d[ -])\d(?:[ -]?\d){12,18}(?![\w-])", r"(?:\d[ -]?){12,18}\d", _card),
     Rule(
         "PHONE",
         r"(?<![\w.+-])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}"
@@ -101,11 +213,12 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "IP",
-        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"
+        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\w)"
         r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
         r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:?){0,5}[0-9A-Fa-f]{1,4}(?![\w:])"
         r"|(?<![\w:])::(?:[0-9A-Fa-f]{1,4}:?){0,6}[0-9A-Fa-f]{1,4}(?![\w:])",
         r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]::|::[0-9A-Fa-f]|(?:[0-9A-Fa-f]{1,4}:){7}",
+        _ip,
     ),
 )
 
@@ -143,19 +256,22 @@ class Redactor:
         return value
 
     def value(self, value: Any, key: str = "") -> Any:
-        """Redact every string inside a JSON value; values under secret-named keys are replaced whole."""
+        """Redact every string inside a JSON value; values under secret-named keys are replaced whole.
+
+        JSON numbers are left alone: in telemetry they are timestamps, counts, sizes and ids, and a
+        placeholder in their place makes the record unreadable (one epoch-milliseconds timestamp in ten
+        passes the Luhn check). A secret written as a number is not worth that.
+        """
         if isinstance(value, str):
             if key and value and SECRET_KEY.match(key) and not value.startswith("[REDACTED"):
                 return placeholder("SECRET")
+            if key and _CARD_WORDS.search(key) and _is_card_number(value):
+                return placeholder("CARD")  # the key is the card words a bare number needs
             return self.text(value)
         if isinstance(value, dict):
             return {k: self.value(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [self.value(v, key) for v in value]
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**8:
-            text = str(value)
-            redacted = self.text(text)
-            return value if redacted == text else redacted
         return value
 
 

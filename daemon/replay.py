@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from daemon.ingest import Interpreted
 from daemon.sources.files import LineReader, fingerprint, open_binary
 from storage.events import EventStore
 
 if TYPE_CHECKING:
     from daemon.ingest import Ingestor
-
-from pathlib import Path
 
 
 def replay_dead_letters(store: EventStore, ingestor: Ingestor) -> dict[str, int]:
@@ -40,10 +40,10 @@ def replay_dead_letters(store: EventStore, ingestor: Ingestor) -> dict[str, int]
         if result is None:
             store.resolve_dead_letter(letter["id"], [])
             counts["recovered"] += 1
-        elif result[0] == "event":
-            store.resolve_dead_letter(letter["id"], [result[1]])
+        elif isinstance(result, Interpreted):
+            store.resolve_dead_letter(letter["id"], [result.event])
             counts["recovered"] += 1
         else:
-            store.update_dead_letter(letter["id"], str(result[1][4]))
+            store.update_dead_letter(letter["id"], result.reason)
             counts["still_failing"] += 1
     return counts

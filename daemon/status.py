@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from storage.db import schema_version
@@ -30,6 +30,25 @@ def dataset_examples(home: Path) -> int:
         return 0
     with open(path, "rb") as handle:
         return sum(1 for line in handle if line.strip())
+
+
+# Continue's acceptance signals: an editor suggestion shown, and whether the person kept it.
+ACCEPTANCE_EVENTS = ("autocomplete", "editOutcome", "nextEditOutcome", "toolUsage")
+
+
+def acceptance(store: EventStore) -> list[dict[str, Any]]:
+    """Acceptance rate per signal, model and file type, the most shown first."""
+    totals: dict[tuple[str, str, str], list[int]] = {}
+    for kind, model, path, shown, accepted in store.acceptance_counts(ACCEPTANCE_EVENTS):
+        suffix = PurePosixPath(path.replace("\\", "/")).suffix.lower() if path else ""
+        counts = totals.setdefault((kind, model or "unknown", suffix or "none"), [0, 0])
+        counts[0] += shown
+        counts[1] += accepted
+    rows = [
+        {"signal": k, "model": m, "file_type": t, "shown": n, "accepted": a, "rate": round(a / n, 3)}
+        for (k, m, t), (n, a) in totals.items()
+    ]
+    return sorted(rows, key=lambda r: (-r["shown"], r["signal"], r["model"], r["file_type"]))
 
 
 def status_report(store: EventStore, home: Path) -> dict[str, Any]:
@@ -79,5 +98,6 @@ def status_report(store: EventStore, home: Path) -> dict[str, Any]:
         "dead_letters": store.scalar("SELECT COUNT(*) FROM dead_letters"),
         "dataset_examples": dataset_examples(home),
         "lag_bytes": sum(s["lag_bytes"] for s in sources.values()),
+        "acceptance": acceptance(store),
         "sources": sorted(sources.values(), key=lambda s: str(s["name"])),
     }

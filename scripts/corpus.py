@@ -105,7 +105,7 @@ def records(stream: str, n: int, seed: int = 0, secret_rate: float = 0.01) -> It
             base = {
                 "eventName": name,
                 "schema": "0.2.0",
-                "createdAt": when,
+                "timestamp": when,
                 "userId": f"user-{i % 5}",
                 "userAgent": "VSCode/1.95",
                 "selectedProfileId": "local",

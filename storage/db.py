@@ -165,7 +165,20 @@ def _v4_retention(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX scores_user ON scores(user_hash) WHERE user_hash IS NOT NULL")
 
 
-MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models, _v4_retention]
+def _v5_sessions(db: sqlite_utils.Database) -> None:
+    # What an adapter remembers between the lines of one file (the turn the next line belongs to),
+    # committed with the file's offset.
+    db.execute("ALTER TABLE files ADD COLUMN state TEXT")
+    # Events that also inform an interaction other than their own (a person's next prompt judging the
+    # turn before it; one OTLP line with spans of several traces).
+    db.execute(
+        "CREATE TABLE event_links (event_id TEXT NOT NULL, interaction_key TEXT NOT NULL, "
+        "PRIMARY KEY (event_id, interaction_key)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX event_links_interaction ON event_links(interaction_key)")
+
+
+MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models, _v4_retention, _v5_sessions]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

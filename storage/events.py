@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from storage.db import open_database
 
@@ -32,24 +32,55 @@ class FileRow:
     tail_hash: str | None
     tail_len: int
     lines: int
+    state: str | None = None
 
 
 @dataclass
 class Progress:
-    """How far one file was read in a batch: the new offset and the bytes just before it."""
+    """How far one file was read in a batch: the new offset, the bytes just before it, the adapter's state."""
 
     offset: int
     tail_hash: str
     tail_len: int
     lines: int = 0
+    state: str | None = None
+
+
+class EventRow(NamedTuple):
+    """One stored event, in the column order of the events table."""
+
+    id: str
+    file_id: int
+    offset: int
+    source: str
+    type: str
+    interaction_key: str | None
+    user_hash: str | None
+    ts: str | None
+    record: str
+
+
+class DeadLetterRow(NamedTuple):
+    """One dead letter: where the line was, why it could not be read, and its redacted beginning."""
+
+    id: str
+    file_id: int
+    offset: int
+    length: int
+    reason: str
+    content: str
+
+
+Row = TypeVar("Row", EventRow, DeadLetterRow)
 
 
 @dataclass
 class Batch:
-    """Everything one transaction commits: events, dead letters, and the offsets they came from."""
+    """Everything one transaction commits: events, dead letters, links, and the offsets they came from."""
 
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    dead_letters: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (event id, interaction key)
     progress: dict[int, Progress] = field(default_factory=dict)
     lines: int = 0
 
@@ -63,7 +94,7 @@ _INSERT_EVENT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _FILE_COLUMNS = (
-    'id, fingerprint, generation, path, dev, inode, compressed, stream, "offset", tail_hash, tail_len, lines'
+    'id, fingerprint, generation, path, dev, inode, compressed, stream, "offset", tail_hash, tail_len, lines, state'
 )
 
 
@@ -86,7 +117,9 @@ class EventStore:
     # -- files -------------------------------------------------------------------------------------------
     def _files(self, where: str, params: tuple[Any, ...]) -> list[FileRow]:
         rows = self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE {where} ORDER BY id", params).fetchall()
-        return [FileRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9], r[10], r[11]) for r in rows]
+        return [
+            FileRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows
+        ]
 
     def file_by_inode(self, dev: int, inode: int) -> FileRow | None:
         """The file row last seen at this device and inode."""
@@ -118,6 +151,7 @@ class EventStore:
         offset: int = 0,
         tail_hash: str | None = None,
         tail_len: int = 0,
+        state: str | None = None,
     ) -> FileRow:
         """Register a physical file; a row that held the same inode before lets go of it."""
         stamp = now_iso()
@@ -127,7 +161,7 @@ class EventStore:
                 self.conn.execute("UPDATE files SET dev = NULL, inode = NULL WHERE dev = ? AND inode = ?", (dev, inode))
             cursor = self.conn.execute(
                 'INSERT INTO files (fingerprint, generation, path, dev, inode, compressed, stream, "offset", '
-                "tail_hash, tail_len, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tail_hash, tail_len, state, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fingerprint,
                     generation,
@@ -139,6 +173,7 @@ class EventStore:
                     offset,
                     tail_hash,
                     tail_len,
+                    state,
                     stamp,
                     stamp,
                 ),
@@ -174,6 +209,12 @@ class EventStore:
             before = self.conn.total_changes
             self.conn.executemany(_INSERT_EVENT, events)
             added = self.conn.total_changes - before
+            if batch.links:
+                alive = {row[0] for row in events}
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO event_links (event_id, interaction_key) VALUES (?, ?)",
+                    [link for link in batch.links if link[0] in alive],
+                )
             if dead_letters:
                 self.conn.executemany(
                     'INSERT OR IGNORE INTO dead_letters (id, file_id, "offset", length, reason, content, created_at) '
@@ -181,14 +222,17 @@ class EventStore:
                     [(*row, stamp) for row in dead_letters],
                 )
             self.conn.executemany(
-                'UPDATE files SET "offset" = ?, tail_hash = ?, tail_len = ?, lines = lines + ?, updated_at = ? '
-                "WHERE id = ?",
-                [(p.offset, p.tail_hash, p.tail_len, p.lines, stamp, fid) for fid, p in batch.progress.items()],
+                'UPDATE files SET "offset" = ?, tail_hash = ?, tail_len = ?, lines = lines + ?, state = ?, '
+                "updated_at = ? WHERE id = ?",
+                [
+                    (p.offset, p.tail_hash, p.tail_len, p.lines, p.state, stamp, fid)
+                    for fid, p in batch.progress.items()
+                ],
             )
         return added
 
     # -- what must not come back ---------------------------------------------------------------------------
-    def _alive(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def _alive(self, rows: list[Row]) -> list[Row]:
         """Rows (id first) whose event was not deleted for good by retention or `forget`."""
         if self._tombstones is None:
             self._tombstones = self.conn.execute("SELECT 1 FROM tombstones LIMIT 1").fetchone() is not None
@@ -216,6 +260,8 @@ class EventStore:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self.conn.executemany("INSERT OR IGNORE INTO tombstones (id) VALUES (?)", [(i,) for i in part])
                 deleted += self.conn.execute(f"DELETE FROM {table} WHERE id IN ({marks})", part).rowcount
+                if table == "events":
+                    self.conn.execute(f"DELETE FROM event_links WHERE event_id IN ({marks})", part)
             self._tombstones = True
         return deleted
 
@@ -250,6 +296,56 @@ class EventStore:
             (interaction_key,),
         ).fetchall()
 
+    def evidence_of(self, interaction_key: str) -> list[tuple[str, str, str, str, bool]]:
+        """Every event of one interaction and every event linked to it, in stored order.
+
+        Rows are (id, source, file hint, record, own): own is False for an event that only informs the
+        interaction (a person's next prompt judging it).
+        """
+        return [
+            (r[0], r[1], r[2], r[3], bool(r[4]))
+            for r in self.conn.execute(
+                "SELECT e.id, e.source, f.path, e.record, 1, e.seq FROM events e JOIN files f ON f.id = e.file_id "
+                "WHERE e.interaction_key = :key "
+                "UNION ALL SELECT e.id, e.source, f.path, e.record, 0, e.seq FROM event_links l "
+                "JOIN events e ON e.id = l.event_id JOIN files f ON f.id = e.file_id "
+                "WHERE l.interaction_key = :key AND e.interaction_key IS NOT :key ORDER BY 6",
+                {"key": interaction_key},
+            )
+        ]
+
+    def acceptance_counts(self, types: tuple[str, ...]) -> list[tuple[str, str | None, str | None, int, int]]:
+        """(event type, model, file path, shown, accepted) of the acceptance signals of some event types."""
+        marks = ",".join("?" * len(types))
+        return [
+            (r[0], r[1], r[2], int(r[3]), int(r[4] or 0))
+            for r in self.conn.execute(
+                "SELECT type, COALESCE(json_extract(record, '$.modelName'), json_extract(record, '$.modelTitle'), "
+                "json_extract(record, '$.model'), json_extract(record, '$.completionOptions.model')) AS model, "
+                "json_extract(record, '$.filepath') AS path, COUNT(*), "
+                "SUM(json_extract(record, '$.accepted') IN (1, 'true')) "
+                f"FROM events WHERE type IN ({marks}) GROUP BY 1, 2, 3",
+                types,
+            )
+        ]
+
+    def recent_interactions(self, source: str | None, limit: int) -> list[str]:
+        """Interaction keys, the most recently added to first, optionally of one source.
+
+        An interaction only linked to (the second trace of an OTLP line) counts too.
+        """
+        where = " AND e.source = :source" if source else ""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT key FROM (SELECT e.interaction_key AS key, e.seq AS seq FROM events e "
+                f"WHERE e.interaction_key IS NOT NULL{where} "
+                "UNION ALL SELECT l.interaction_key, e.seq FROM event_links l JOIN events e ON e.id = l.event_id "
+                f"WHERE 1{where}) GROUP BY key ORDER BY MAX(seq) DESC LIMIT :limit",
+                {"source": source, "limit": limit},
+            )
+        ]
+
     # -- dead letters ------------------------------------------------------------------------------------
     def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Dead letters, oldest first, with the file they came from."""
@@ -262,7 +358,7 @@ class EventStore:
         keys = ("id", "file_id", "path", "offset", "length", "reason", "content", "created_at")
         return [dict(zip(keys, row, strict=True)) for row in self.conn.execute(sql).fetchall()]
 
-    def resolve_dead_letter(self, dead_letter_id: str, events: list[tuple[Any, ...]]) -> None:
+    def resolve_dead_letter(self, dead_letter_id: str, events: list[EventRow]) -> None:
         """Replace a dead letter by the event it now reads as (or delete it when events is empty)."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")

@@ -32,12 +32,20 @@ class LearningStore:
         return int(row[0]) if row else 0
 
     def events_after(self, seq: int, limit: int) -> list[tuple[int, str | None]]:
-        """(seq, interaction key) of stored events after a cursor."""
-        return list(
-            self.conn.execute(
-                "SELECT seq, interaction_key FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
-            ).fetchall()
-        )
+        """(seq, interaction key) of stored events after a cursor, and of the interactions they are linked to."""
+        rows = self.conn.execute(
+            "SELECT seq, interaction_key, id FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ).fetchall()
+        if not rows:
+            return []
+        linked = self.conn.execute(
+            "SELECT e.seq, l.interaction_key FROM event_links l JOIN events e ON e.id = l.event_id "
+            "WHERE e.seq > ? AND e.seq <= ? ORDER BY e.seq",
+            (seq, rows[-1][0]),
+        ).fetchall()
+        out: list[tuple[int, str | None]] = [(r[0], r[1]) for r in rows]
+        # The linked keys go before the last event, so that the last row still carries the cursor's end.
+        return out[:-1] + [(r[0], r[1]) for r in linked] + out[-1:]
 
     # -- scores --------------------------------------------------------------------------------------------
     def save_scores(

@@ -95,7 +95,7 @@ def continue_chat(session: str, prompt: str, completion: str, user: str | None =
         "eventName": "chatInteraction",
         "schema": "0.2.0",
         "sessionId": session,
-        "createdAt": "2026-11-01T10:00:00Z",
+        "timestamp": "2026-11-01T10:00:00Z",
         "prompt": prompt,
         "completion": completion,
     }

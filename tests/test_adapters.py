@@ -9,6 +9,7 @@ import pytest
 
 from daemon.app import Skilld
 from daemon.config import GenericStream, Settings
+from daemon.pipeline import learnable
 from tests.helpers import ralph, rows, write_lines
 
 CONTINUE = ("dev_data", "0.2.0")
@@ -22,7 +23,7 @@ def _chat(**fields: object) -> dict[str, object]:
     base = {
         "eventName": "chatInteraction",
         "schema": "0.2.0",
-        "createdAt": "2026-11-01T10:00:00Z",
+        "timestamp": "2026-11-01T10:00:00Z",
         "userId": "u1",
         "userAgent": "VSCode",
         "selectedProfileId": "local",
@@ -104,14 +105,13 @@ def test_chat_feedback_joins_its_chat_whichever_file_is_read_first(
     app.close()
 
 
-def test_autocomplete_and_edit_outcomes_carry_acceptance_as_implicit_feedback(app: Skilld, telemetry: Path) -> None:
+def test_autocomplete_and_edit_outcomes_are_acceptance_signals_not_questions(app: Skilld, telemetry: Path) -> None:
     write_lines(
         _continue(telemetry, "autocomplete"),
         [
             {
                 "eventName": "autocomplete",
                 "schema": "0.2.0",
-                "createdAt": "2026-11-01T10:00:00Z",
                 "accepted": True,
                 "time": "120",
                 "prefix": "def f(",
@@ -134,7 +134,7 @@ def test_autocomplete_and_edit_outcomes_carry_acceptance_as_implicit_feedback(ap
             {
                 "eventName": "editOutcome",
                 "schema": "0.2.0",
-                "createdAt": "2026-11-01T10:00:00",
+                "timestamp": "2026-11-01T10:00:00",
                 "prompt": "rename",
                 "completion": "y = 1",
                 "previousCode": "x = 1",
@@ -150,9 +150,12 @@ def test_autocomplete_and_edit_outcomes_carry_acceptance_as_implicit_feedback(ap
     app.ingest([telemetry])
     auto = app.interaction("continue:autocomplete:c1")
     assert auto is not None and auto.accepted is True and auto.latency_ms == 120.0
-    ((edit_key,),) = rows(app.home, "SELECT interaction_key FROM events WHERE type = 'editOutcome'")
-    edit = app.interaction(edit_key)
-    assert edit is not None and edit.accepted is False and edit.response == "y = 1"
+    assert auto.kind == "autocomplete" and not learnable(auto)
+    assert rows(app.home, "SELECT interaction_key FROM events WHERE type = 'editOutcome'") == [(None,)]
+    acceptance = {
+        (a["signal"], a["model"], a["file_type"]): (a["accepted"], a["shown"]) for a in app.status()["acceptance"]
+    }
+    assert acceptance == {("autocomplete", "qwen", ".py"): (1, 1), ("editOutcome", "qwen", ".py"): (0, 1)}
 
 
 def test_records_with_nothing_to_learn_are_stored_and_counted_by_type(app: Skilld, telemetry: Path) -> None:
@@ -162,7 +165,7 @@ def test_records_with_nothing_to_learn_are_stored_and_counted_by_type(app: Skill
             {
                 "eventName": "tokensGenerated",
                 "schema": "0.2.0",
-                "createdAt": "2026-11-01T10:00:00Z",
+                "timestamp": "2026-11-01T10:00:00Z",
                 "model": "q",
                 "promptTokens": 3,
                 "generatedTokens": 4,

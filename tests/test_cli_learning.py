@@ -17,7 +17,7 @@ def test_learning_commands_keep_the_cli_contract(home: Path, telemetry: Path, tm
         "eventName": "chatInteraction",
         "schema": "0.2.0",
         "sessionId": "s",
-        "createdAt": "2026-11-01T10:00:00Z",
+        "timestamp": "2026-11-01T10:00:00Z",
         "prompt": "How do I list the largest files in a directory?",
         "completion": "Run `du -ah . | sort -rh | head -20` to see the twenty largest files and folders.",
     }

@@ -21,7 +21,7 @@ WRITER = textwrap.dedent("""
         with open(path, "a") as f:
             for r in records:
                 f.write(json.dumps(r) + "\\n"); f.flush(); time.sleep(0.05)
-    chat = {"eventName": "chatInteraction", "schema": "0.2.0", "createdAt": "2026-11-20T09:00:00Z",
+    chat = {"eventName": "chatInteraction", "schema": "0.2.0", "timestamp": "2026-11-20T09:00:00Z",
             "userId": "dev", "sessionId": "s1",
             "prompt": "How do I undo my last git commit but keep the changes staged?",
             "completion": "Run `git reset --soft HEAD~1`. The commit disappears and its changes stay staged."}

@@ -28,7 +28,7 @@ def chats(telemetry: Path, items: list[tuple[str, str, bool | None]], start: int
         base = {
             "eventName": "chatInteraction",
             "schema": "0.2.0",
-            "createdAt": "2026-11-01T10:00:00Z",
+            "timestamp": "2026-11-01T10:00:00Z",
             "userId": "dev",
             "sessionId": f"s{i}",
             "prompt": query,

@@ -36,6 +36,74 @@ def test_harmless_text_is_left_alone(redactor: Redactor, text: str) -> None:
     assert redactor.text(text) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x = 4111111111111111", "x = 4111111111111111"),  # a bare run of digits in code is a constant
+        ("charge the card 4111111111111111 now", "charge the card [REDACTED:CARD] now"),
+        ("cardNumber: '4111111111111111'", "cardNumber: '[REDACTED:CARD]'"),
+        ("4111 1111 1111 1111", "[REDACTED:CARD]"),  # grouped as printed on a card
+        ("4111-1111-1111-1111 12/27 cvv 123", "[REDACTED:CARD] 12/27 cvv 123"),  # the expiry is kept
+        ("3056 930902 5904 diners", "[REDACTED:CARD] diners"),
+        ("1234 5678 9012 3452", "1234 5678 9012 3452"),  # grouped and Luhn-valid, but no network starts with 1
+        ("visa 1743140021050", "visa 1743140021050"),  # an epoch-ms timestamp after a card word
+        ("Card: 4111 1111 1111 1111 12 27 123", "Card: [REDACTED:CARD] 12 27 123"),
+        ("41111111111111111111 after card", "41111111111111111111 after card"),  # 20 digits: not a card
+    ],
+)
+def test_a_card_number_needs_a_network_luhn_and_card_grouping_or_card_words(
+    redactor: Redactor, text: str, expected: str
+) -> None:
+    assert redactor.text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "kept"),
+    [
+        ("127.0.0.1", True),
+        ("127.12.0.9", True),
+        ("0.0.0.0", True),
+        ("::1", True),
+        ("192.0.2.10", True),
+        ("198.51.100.7", True),
+        ("203.0.113.5", True),
+        ("2001:db8::1", True),
+        ("169.254.169.254", True),
+        ("255.255.255.255", True),
+        ("224.0.0.251", True),
+        ("192.168.10.23", False),
+        ("10.0.0.7", False),
+        ("172.16.4.2", False),
+        ("8.8.4.4", False),
+        ("2a00:1450:4001:81b::200e", False),
+        ("fe80::1ff:fe23:4567:890a", False),  # IPv6 link-local: its interface id may carry the MAC address
+    ],
+)
+def test_addresses_that_are_code_or_documentation_are_kept_and_all_others_redacted(
+    redactor: Redactor, address: str, kept: bool
+) -> None:
+    text = f"connect to {address} now"
+    assert redactor.text(text) == (text if kept else "connect to [REDACTED:IP] now")
+
+
+@pytest.mark.parametrize("text", ["version 1.2.3.4", "Version: 10.0.0.1", "build 10.1.2.3", "Chrome/120.0.0.0"])
+def test_a_version_that_looks_like_an_address_is_kept(redactor: Redactor, text: str) -> None:
+    assert redactor.text(text) == text
+
+
+def test_a_card_number_under_a_card_named_key_is_redacted_and_a_numeric_one_kept(redactor: Redactor) -> None:
+    record = {"cardNumber": "4111111111111111", "cc": "5500-0000-0000-0004", "id": "4111111111111111"}
+    assert redactor.value(record) == {"cardNumber": "[REDACTED:CARD]", "cc": "[REDACTED:CARD]", "id": record["id"]}
+    assert redactor.value({"cardNumber": 4111111111111111}) == {"cardNumber": 4111111111111111}
+
+
+@pytest.mark.parametrize(
+    "text", ["it runs on 10.20.30.40.", "http://proxy/10.20.30.40", "ip.addr==10.20.30.40", "ssh bob@10.20.30.40"]
+)
+def test_an_address_in_a_sentence_url_or_filter_is_still_redacted(redactor: Redactor, text: str) -> None:
+    assert "10.20.30.40" not in redactor.text(text)
+
+
 def test_values_under_secret_named_keys_are_replaced_whole(redactor: Redactor) -> None:
     value = {"password": "abc", "nested": [{"client_secret": "xyz"}], "max_tokens": "12", "note": "fine"}
     assert redactor.value(value) == {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import Signals, Timestamp, parse
-from daemon.interaction import OWN_KEY, Reading
+from daemon.interaction import OWN_KEY, FileState, Reading
 
 EVENT_TYPES = frozenset(
     {"query", "completion", "error", "cache_hit", "context_augmentation", "tool_invocation", "query_completion"}
@@ -29,7 +29,7 @@ class AidbRecord(Signals):
 class AidbAdapter:
     name = "aidb"
 
-    def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
+    def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: AidbRecord = parse(AidbRecord, record, self.name)
         key = OWN_KEY if r.query else None
         return Reading(self.name, r.event_type, key, "query", r.timestamp, lambda: self.fields(r))

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from daemon.interaction import Reading
+from daemon.interaction import FileState, Interaction, Reading
 
 
 class AdapterError(ValueError):
@@ -18,8 +18,21 @@ class AdapterError(ValueError):
 class Adapter(Protocol):
     name: str
 
-    def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
-        """Read one record (already redacted), or raise AdapterError."""
+    def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
+        """Read one record (already redacted), or raise AdapterError.
+
+        `state` is the file's state while it is ingested in order (sessions whose lines belong to the turn
+        a prompt started); it is None when a stored record is read again to fold its interaction, where
+        the stored key already says which interaction it is part of.
+        """
+        ...
+
+
+class SessionAdapter(Adapter, Protocol):
+    """An adapter whose interactions are decided over a session's lines: it finishes what folding made."""
+
+    def finish(self, interaction: Interaction) -> Interaction:
+        """The interaction with what only the whole turn tells (its outcome from the turn's signals)."""
         ...
 
 

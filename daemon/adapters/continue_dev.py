@@ -1,18 +1,34 @@
-"""Continue (continue.dev) dev data: one file per event name, schema 0.2.0 (older 0.1.0 read as far as it goes)."""
+"""Continue (continue.dev) dev data: one file per event name, schemas 0.2.0, 0.1.0 and the pre-0.1.0 files.
+
+A chat's `prompt` is the whole rendered conversation; the question is its last user message, and the
+rest is context (`rendered.py`). Agent-mode rounds that continue one question (the same session and the
+same last user message, the prompt ending in a tool result) fold into that question's interaction, and a
+`chatFeedback` record joins the chat it rates whichever file is read first. Autocomplete, edit and tool
+events are acceptance signals: stored and counted, never questions.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from daemon.adapters.base import AdapterError, Signals, Timestamp, digest, parse
-from daemon.interaction import OWN_KEY, Reading
+from daemon.adapters.rendered import clean_completion, split_prompt
+from daemon.interaction import SIGNALS, FileState, Reading
 
-LEARNABLE = {"chatInteraction": "chat", "chatFeedback": "chat", "autocomplete": "autocomplete", "editOutcome": "edit"}
+CHAT = frozenset({"chatInteraction", "chatFeedback"})
+# Acceptance signals, by event name: the interaction kind they are counted under.
+SIGNAL_EVENTS = {
+    "autocomplete": "autocomplete",
+    "editOutcome": "edit",
+    "nextEditOutcome": "next_edit",
+    "toolUsage": "tool_usage",
+}
+# Pre-0.1.0 file names at the root of dev_data/ that differ from the event names Continue uses now.
+LEGACY_NAMES = {"tokens_generated": "tokensGenerated", "chat": "chatInteraction"}
 
 
 class ContinueRecord(Signals):
     eventName: str | None = None
-    createdAt: Timestamp | None = None
     timestamp: Timestamp | None = None
     userId: str | None = None
     sessionId: str | None = None
@@ -21,12 +37,16 @@ class ContinueRecord(Signals):
     modelTitle: str | None = None
     modelName: str | None = None
     modelProvider: str | None = None
+    model: str | None = None
     tools: list[Any] | None = None
     feedback: bool | None = None
     accepted: bool | None = None
+    succeeded: bool | None = None
+    aborted: bool | None = None
     time: float | None = None
     filepath: str | None = None
     completionId: str | None = None
+    functionName: str | None = None
     previousCode: str | None = None
     newCode: str | None = None
 
@@ -34,43 +54,52 @@ class ContinueRecord(Signals):
 class ContinueAdapter:
     name = "continue"
 
-    def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
+    def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: ContinueRecord = parse(ContinueRecord, record, self.name)
-        event = r.eventName or file_hint
+        event = r.eventName or (LEGACY_NAMES.get(file_hint, file_hint) if file_hint else None)
         if not event:
             raise AdapterError("continue: eventName: missing, and the file name does not say it")
-        when = r.createdAt or r.timestamp
-        kind = LEARNABLE.get(event)
-        if kind is None:
-            return Reading(self.name, event, None, None, when)
-        if kind == "chat":
-            # chatFeedback carries the same session, prompt and completion as the chat it rates.
-            key = f"continue:chat:{digest(r.sessionId, r.prompt, r.completion)}"
-        elif kind == "autocomplete" and r.completionId:
+        if event in CHAT:
+            rendered = split_prompt(r.prompt or r.query or "")
+            # Every round of one question (and the feedback rating one) shares the session and the question.
+            key = f"continue:chat:{digest(r.sessionId, rendered.query)}"
+            return Reading(self.name, event, key, "chat", r.timestamp, lambda: self.chat(r, rendered))
+        kind = SIGNAL_EVENTS.get(event)
+        if kind == "autocomplete" and r.completionId:
             key = f"continue:autocomplete:{r.completionId}"
-        else:
-            key = OWN_KEY
-        return Reading(self.name, event, key, kind, when, lambda: self.fields(r, kind))
+            return Reading(self.name, event, key, kind, r.timestamp, lambda: self.signal(r))
+        return Reading(self.name, event, None, kind, r.timestamp)
 
-    def fields(self, r: ContinueRecord, kind: str) -> dict[str, Any]:
-        """Interaction fields of one Continue record."""
+    def chat(self, r: ContinueRecord, rendered: Any) -> dict[str, Any]:
+        """Interaction fields of one chat round (or the feedback on it)."""
         fields = r.signal_fields()
+        response = clean_completion(r.completion) if r.completion else None
         fields.update(
-            query=r.prompt or r.query,
-            response=r.completion or r.response or (r.newCode if kind == "edit" else None),
+            query=rendered.query,
+            context=rendered.context or None,
+            response=response or None,
             model=r.modelTitle or r.modelName,
             session=r.sessionId,
-            user=r.userId,
-            file=r.filepath,
-            accepted=r.accepted,
+            user=r.userId or None,
         )
+        if r.eventName != "chatFeedback" and r.completion is not None:
+            fields[SIGNALS] = {"rounds": 1, "tool_rounds": int(rendered.ends_with_tool_result)}
         if r.tools:
             fields["tool_count"] = len(r.tools)
         if r.feedback is not None:
             fields["feedback"] = 1 if r.feedback else -1
-        if kind == "autocomplete":
-            fields["latency_ms"] = r.time
         return fields
+
+    def signal(self, r: ContinueRecord) -> dict[str, Any]:
+        """Fields of an acceptance signal (an autocomplete): what was suggested and whether it was kept."""
+        return {
+            "response": r.completion,
+            "model": r.modelName or r.modelTitle or r.model,
+            "file": r.filepath,
+            "accepted": r.accepted,
+            "latency_ms": r.time,
+            "user": r.userId or None,
+        }
 
     @staticmethod
     def recognizes(record: dict[str, Any]) -> bool:

@@ -8,7 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from daemon.adapters.base import AdapterError, Feedback, Timestamp
 from daemon.config import GenericStream
-from daemon.interaction import OWN_KEY, Reading
+from daemon.interaction import OWN_KEY, FileState, Reading
 
 _OUTCOMES = {
     "success": "success",
@@ -45,7 +45,7 @@ class GenericAdapter:
         self.mapping = mapping
         self.name = mapping.name
 
-    def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
+    def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         m = self.mapping
         query, response = lookup(record, m.query), lookup(record, m.response)
         if query is None and response is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import Signals, Timestamp, parse
-from daemon.interaction import OWN_KEY, Reading
+from daemon.interaction import OWN_KEY, FileState, Reading
 
 EVENTS = frozenset({"context_augmented", "route_decided", "learning_triggered", "pattern_stored", "dataset_updated"})
 
@@ -24,7 +24,7 @@ class HybridRecord(Signals):
 class HybridAdapter:
     name = "hybrid"
 
-    def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
+    def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: HybridRecord = parse(HybridRecord, record, self.name)
         key = OWN_KEY if r.query else None
         return Reading(self.name, r.event, key, "route", r.timestamp, lambda: self.fields(r))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import Items, RecordModel, Signals, Timestamp, items, parse
-from daemon.interaction import Reading
+from daemon.interaction import FileState, Reading
 
 EVENTS = frozenset(
     {
@@ -41,7 +41,7 @@ class RalphRecord(Signals):
 class RalphAdapter:
     name = "ralph"
 
-    def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
+    def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: RalphRecord = parse(RalphRecord, record, self.name)
         return Reading(self.name, r.event, f"ralph:{r.task_id}", "task", r.timestamp, lambda: self.fields(r))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import RecordModel, Signals, Timestamp, parse
-from daemon.interaction import OWN_KEY, Reading
+from daemon.interaction import OWN_KEY, FileState, Reading
 
 
 class VscodeContext(RecordModel):
@@ -33,7 +33,7 @@ class VscodeRecord(Signals):
 class VscodeAdapter:
     name = "vscode"
 
-    def read(self, record: dict[str, Any], file_hint: str | None) -> Reading:
+    def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: VscodeRecord = parse(VscodeRecord, record, self.name)
         return Reading(self.name, r.event_type, OWN_KEY, r.event_type, r.timestamp, lambda: self.fields(r))
 

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
+
 from daemon.adapters.base import Adapter
 from daemon.adapters.registry import AdapterRegistry
+from daemon.interaction import FileState
 from daemon.sources.files import (
     LineReader,
     RawLine,
@@ -73,6 +76,7 @@ class FollowedFile:
     seen_at: float = field(default_factory=time.monotonic)
     active_at: float = field(default_factory=time.monotonic)
     size: int = -1
+    state: FileState = field(default_factory=dict)  # the adapter's, committed with the offset
 
     def close(self) -> None:
         self.reader.handle.close()
@@ -137,6 +141,8 @@ class Tailer:
         adapter, hint = self.registry.for_file(path)
         reader = LineReader(handle, row.offset, compressed, self.max_line_bytes)
         followed = FollowedFile(row, path, key, reader, adapter, hint, compressed)
+        if row.state:
+            followed.state = orjson.loads(row.state)
         self.files[key] = followed
         return followed
 
@@ -171,6 +177,7 @@ class Tailer:
                     twin.offset,
                     twin.tail_hash,
                     twin.tail_len,
+                    twin.state,
                 )
         generation = max((t.generation for t in twins), default=0)
         return self.store.add_file(fp, generation, str(path), dev, inode, compressed, None)

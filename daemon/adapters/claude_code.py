@@ -1,0 +1,181 @@
+"""Claude Code session transcripts: `~/.claude/projects/<project>/<session>.jsonl`.
+
+One interaction per prompt the person typed: a `user` line that is not a tool result, not `isMeta` (the
+text a slash command expands to, caveats) and not a sidechain (a subagent's own conversation). Every
+line after it, up to the next prompt, belongs to that turn: the assistant's text is the answer (an API
+message split over several lines counts once), tool calls, tool errors (`is_error`), rejected tool uses,
+the person's edits of a proposed change (`toolUseResult.userModified`) and interrupts are its signals.
+The person's next prompt says how the turn went (`turns.py`). Slash commands are commands: with
+arguments, the arguments are the request; without, a command is counted but is not a question.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from daemon.adapters.base import AdapterError, RecordModel, Timestamp, parse
+from daemon.adapters.turns import finish_turn, verdict_fields
+from daemon.interaction import RESPONSE_PARTS, SIGNALS, FileState, Interaction, Reading
+
+TYPES = frozenset({"user", "assistant", "summary", "system"})
+_COMMAND = re.compile(r"<command-name>\s*(/?[^<\s]+)\s*</command-name>")
+_COMMAND_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.S)
+_BASH_INPUT = re.compile(r"<bash-input>(.*?)</bash-input>", re.S)
+# Text Claude Code itself writes as a user line: command output, interrupts, and their wrappers.
+_TOOL_NOISE = ("<local-command-stdout>", "<local-command-stderr>", "<bash-stdout>", "<bash-stderr>")
+_INTERRUPTED = "[Request interrupted by user"
+_REJECTED = "The user doesn't want to proceed with this tool use"
+_EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+
+
+class Message(RecordModel):
+    id: str | None = None
+    role: str | None = None
+    model: str | None = None
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ClaudeCodeLine(RecordModel):
+    type: str
+    uuid: str | None = None
+    sessionId: str | None = None
+    timestamp: Timestamp | None = None
+    cwd: str | None = None
+    gitBranch: str | None = None
+    version: str | None = None
+    isSidechain: bool = False
+    isMeta: bool = False
+    isApiErrorMessage: bool = False
+    message: Message | None = None
+    toolUseResult: Any = None
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    """The text of a message's content: a string, or its text blocks joined."""
+    if isinstance(content, str):
+        return content
+    if not content:
+        return ""
+    return "\n".join(str(b.get("text") or "") for b in content if b.get("type") == "text").strip()
+
+
+def _blocks(content: str | list[dict[str, Any]] | None, kind: str) -> list[dict[str, Any]]:
+    return [b for b in content if b.get("type") == kind] if isinstance(content, list) else []
+
+
+class ClaudeCodeAdapter:
+    name = "claude-code"
+
+    def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
+        line: ClaudeCodeLine = parse(ClaudeCodeLine, record, self.name)
+        if line.type not in ("user", "assistant"):
+            return Reading(self.name, line.type, None, None, line.timestamp)
+        if line.message is None:
+            raise AdapterError(f"{self.name}: message: a {line.type} line without a message")
+        turn = state.get("turn") if state is not None else None
+        if line.type == "assistant":
+            return Reading(self.name, "assistant", turn, None, line.timestamp, lambda: self.answer(line))
+        results = _blocks(line.message.content, "tool_result")
+        text = _text(line.message.content)
+        if line.isSidechain or results or line.isMeta or text.startswith(_TOOL_NOISE):
+            kind = "tool_result" if results else "meta" if line.isMeta else "user"
+            return Reading(self.name, kind, turn, None, line.timestamp, lambda: self.within(line, text, results))
+        if text.startswith(_INTERRUPTED):
+            return Reading(
+                self.name, "interrupt", turn, None, line.timestamp, lambda: {SIGNALS: {"open_interrupt": True}}
+            )
+        command = _COMMAND.search(text)
+        args = _COMMAND_ARGS.search(text) if command else None
+        bash = _BASH_INPUT.search(text)
+        query = (args.group(1).strip() if args else None) if command else bash.group(1).strip() if bash else text
+        kind = "task" if query and not bash else "command"
+        key = f"{self.name}:{line.sessionId}:{line.uuid}"
+        previous = turn
+        if state is not None:
+            state["turn"] = key
+        return Reading(
+            self.name,
+            "command" if command or bash else "prompt",
+            key,
+            kind,
+            line.timestamp,
+            lambda: self.prompt(line, query, command.group(1) if command else "!" if bash else None),
+            links=(previous,) if previous and kind == "task" else (),
+            linked=lambda _key: verdict_fields(query),
+        )
+
+    def prompt(self, line: ClaudeCodeLine, query: str | None, command: str | None) -> dict[str, Any]:
+        """Fields of the prompt that starts a turn."""
+        fields: dict[str, Any] = {
+            "query": query or command,
+            "session": line.sessionId,
+            "cwd": line.cwd,
+            "branch": line.gitBranch or None,
+        }
+        if command:
+            fields[SIGNALS] = {"command": command}
+        return fields
+
+    def within(self, line: ClaudeCodeLine, text: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+        """Fields of a line inside a turn: tool results, a command's expansion, a subagent's work."""
+        if line.isSidechain:
+            failed = sum(1 for b in results if b.get("is_error"))
+            return {SIGNALS: {"subagent_lines": 1, "subagent_tool_errors": failed}}
+        if line.isMeta:
+            return {"context": text or None}
+        if not results:
+            return {}
+        signals: dict[str, Any] = {"tool_results": len(results)}
+        errors = [b for b in results if b.get("is_error")]
+        if errors:
+            signals["tool_errors"] = len(errors)
+        rejected = sum(1 for b in errors if _REJECTED in str(b.get("content")))
+        if rejected:
+            signals["rejected_tools"] = rejected
+        # An error is "open" until a later tool call of the same turn succeeds.
+        signals["open_error"] = bool(results[-1].get("is_error")) and not rejected
+        outcome = line.toolUseResult
+        if isinstance(outcome, dict) and outcome.get("userModified"):
+            signals["user_edits"] = 1
+        return {SIGNALS: signals}
+
+    def answer(self, line: ClaudeCodeLine) -> dict[str, Any]:
+        """Fields of an assistant line: its text is part of the answer, its tool calls are signals."""
+        assert line.message is not None
+        content = line.message.content
+        fields: dict[str, Any] = {"model": line.message.model if line.message.model != "<synthetic>" else None}
+        if line.isSidechain:
+            return {}
+        text = _text(content)
+        if text and not line.isApiErrorMessage:
+            fields[RESPONSE_PARTS] = [text]
+        calls = _blocks(content, "tool_use")
+        signals: dict[str, Any] = {}
+        if calls:
+            signals["tool_calls"] = len(calls)
+            fields["tools_used"] = [str(c.get("name")) for c in calls]
+            edited = [
+                str((c.get("input") or {}).get("file_path"))
+                for c in calls
+                if c.get("name") in _EDIT_TOOLS and isinstance(c.get("input"), dict) and c["input"].get("file_path")
+            ]
+            if edited:
+                fields["files_modified"] = edited
+        if line.isApiErrorMessage:
+            signals["api_errors"] = 1
+        if signals:
+            fields[SIGNALS] = signals
+        return fields
+
+    def finish(self, interaction: Interaction) -> Interaction:
+        """A turn's outcome from its signals and the person's next prompt."""
+        return finish_turn(interaction)
+
+    @staticmethod
+    def recognizes(record: dict[str, Any]) -> bool:
+        """Whether a record in a file of unknown name is a Claude Code transcript line."""
+        kind = record.get("type")
+        if kind == "summary":
+            return "leafUuid" in record
+        return kind in TYPES and "sessionId" in record and "uuid" in record
