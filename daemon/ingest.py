@@ -7,20 +7,24 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from daemon.adapters.base import Adapter, AdapterError
+from daemon.adapters.otel_genai import OtelGenAiAdapter, console_exporter_hint
 from daemon.adapters.registry import AdapterRegistry, unknown_reading
 from daemon.interaction import OWN_KEY, FileState, Reading, as_utc
 from daemon.privacy import Privacy, unescape_json_text
-from daemon.sources.files import RawLine, tail_hash
+from daemon.sources.files import RawLine, open_binary, tail_hash
 from daemon.sources.tailer import FollowedFile, Tailer
 from storage.events import Batch, DeadLetterRow, EventRow, EventStore, FileRow, Progress
 
 log = logging.getLogger(__name__)
 
+# How much of a file's beginning shows what a file of broken lines really is.
+FORMAT_WINDOW = 16384
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
@@ -81,6 +85,7 @@ class Ingestor:
         self.registry = registry
         self.dead_letter_bytes = dead_letter_bytes
         self.max_line_bytes = max_line_bytes
+        self._formats: dict[int, str | None] = {}  # per file id: what a file of broken lines really is
 
     # -- one line ------------------------------------------------------------------------------------------
     def dead_letter(self, row: FileRow, line: RawLine, eid: str, reason: str) -> DeadLetterRow:
@@ -111,7 +116,9 @@ class Ingestor:
         try:
             obj = orjson.loads(line.data)
         except orjson.JSONDecodeError as exc:
-            return self.dead_letter(row, line, eid, f"invalid JSON at byte {exc.pos}: {exc.msg}")
+            reason = f"invalid JSON at byte {exc.pos}: {exc.msg}"
+            known = self.known_format(row)
+            return self.dead_letter(row, line, eid, f"{reason}; {known}" if known else reason)
         if not isinstance(obj, dict):
             kind = "null" if obj is None else _JSON_KINDS.get(type(obj), type(obj).__name__)
             return self.dead_letter(row, line, eid, f"not a JSON object but {kind}")
@@ -129,6 +136,22 @@ class Ingestor:
         stored = orjson.dumps(record).decode() if changed else text
         event = EventRow(eid, row.id, line.offset, reading.source, reading.type, key, user, stamp, stored)
         return Interpreted(event, [(eid, link) for link in reading.links if link != key])
+
+    def known_format(self, row: FileRow) -> str | None:
+        """What a file that is not JSON lines turns out to be (pretty-printed OpenTelemetry spans), once per file."""
+        if row.id not in self._formats:
+            try:
+                with open_binary(Path(row.path)) as handle:
+                    head = handle.read(FORMAT_WINDOW)
+            except OSError:
+                head = b""
+            self._formats[row.id] = found = console_exporter_hint(head)
+            if found is not None:
+                log.warning("telemetry file is not JSON lines", extra={"path": row.path, "reason": found})
+                if row.stream is None:
+                    row.stream = OtelGenAiAdapter.name
+                    self.store.set_stream(row.id, row.stream)
+        return self._formats[row.id]
 
     def _read(
         self, adapter: Adapter | None, hint: str | None, record: dict[str, Any], state: FileState | None
