@@ -167,6 +167,52 @@ _API_KEY = r"\b" + _API_KEY_BODY
 _GAP = r"""[\\"']{0,2}(?:\s|\\[nrt])*"""
 
 
+# What follows `api_key =` in code more often than a secret: a call, an attribute or index, a type.
+_CODE_VALUE = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*(?:\(|\[|\.|$)")
+_TYPE_NAMES = frozenset(
+    [
+        "string",
+        "str",
+        "number",
+        "int",
+        "bool",
+        "boolean",
+        "bytes",
+        "any",
+        "none",
+        "null",
+        "undefined",
+        "optional",
+        "true",
+        "false",
+        "secretstr",
+    ]
+)
+_PLACEHOLDER = re.compile(r"^(?:(?:your|my|enter|insert|replace|put)[_-]|<|x{3,}$|\*{3,}|\.{3})", re.I)
+
+
+def _names_no_secret(prefix: str, value: str) -> bool:
+    """Whether the value after a secret's name is code or a placeholder rather than a secret.
+
+    `api_key = os.getenv(...)`, `"X-API-KEY": api_key`, `token: string` and `api_key = "YOUR_API_KEY"` name
+    where a secret comes from; `password=hunter2` and `"api_key": "kq83hfn2kd9s"` are one.
+    """
+    value = value.rstrip(")]>")  # the end of the call or annotation around it: `f(password: str)`
+    if _PLACEHOLDER.match(value) or value.lower() in _TYPE_NAMES:
+        return True
+    if prefix.rstrip().endswith(("'", '"')):
+        return False  # a quoted value is data, not code
+    code = _CODE_VALUE.match(value)
+    if code is None:
+        return False
+    if code.group(0).endswith(("(", "[")):
+        return True  # a call or an index: where the secret comes from
+    if any(ch.isdigit() for ch in value):
+        return False  # names rarely carry digits, secrets nearly always do
+    # An attribute path (os.environ, process.env.OPENAI_API_KEY), or a variable named like a secret.
+    return "." in value or "::" in value or SECRET_KEY.match(value) is not None
+
+
 @dataclass(frozen=True)
 class Rule:
     """One kind of secret: a precise pattern, and a cheap RE2 trigger that matches wherever it could."""
@@ -195,7 +241,7 @@ RULES: tuple[Rule, ...] = (
         "SECRET",
         rf"(?<![A-Za-z])((?i:{_SECRET_WORDS})[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED)([^\s\"',;{{}}]{{3,}})",
         rf"(?i:{_SECRET_WORDS}){_GAP}[:=]",
-        lambda m: m.group(1) + placeholder("SECRET"),
+        lambda m: m.group(0) if _names_no_secret(m.group(1), m.group(2)) else m.group(1) + placeholder("SECRET"),
     ),
     Rule(
         "EMAIL",

@@ -45,6 +45,9 @@ PLANTED: list[tuple[str, str, str]] = [
     ("export DB_PASSWORD=Tr0ub4dor3xyz", "Tr0ub4dor3xyz", "SECRET"),
     ('config {"api_key": "kq83hfn2kd9s"}', "kq83hfn2kd9s", "SECRET"),
     ("secret: s3cr3tV4lue!", "s3cr3tV4lue!", "SECRET"),
+    ("password: correcthorse", "correcthorse", "SECRET"),
+    ("token=sk.live.abc123 in the env", "sk.live.abc123", "SECRET"),
+    ('api_key = "kq83hfn2kd9s"', "kq83hfn2kd9s", "SECRET"),
 ]
 
 # Text that must come through unchanged.
@@ -149,6 +152,18 @@ NON_SECRETS: list[str] = [
     "std::vector<int> v;",
     "ys = xs[::-1]",
     "ISBN 978-3-16-148410-0",
+    # code that names where a secret comes from, never the secret (real Continue prompts hold these)
+    'api_key = os.getenv("SERPER_API_KEY")',
+    'headers = {"X-API-KEY": api_key}',
+    "api_key = serper_api_key",
+    "password = request.form['password']",
+    "token = get_token()",
+    "apiKey: process.env.OPENAI_API_KEY",
+    "export OPENAI_API_KEY=$OPENAI_API_KEY",
+    'api_key = "YOUR_API_KEY"',
+    "password: <your password>",
+    "token: string;",
+    "def login(username: str, password: str) -> bool:",
 ]
 
 # JSON numbers as telemetry writes them (timestamps, counts, sizes, ids): never changed, whatever they look

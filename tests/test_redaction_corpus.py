@@ -96,5 +96,7 @@ def test_real_telemetry_loses_nothing_but_secrets_and_personal_data(privacy: Pri
     assert records > 1000
     # The Continue autocomplete timestamps that pass Luhn are numbers, and no real record holds a card.
     assert "CARD" not in changed, changed
+    # They hold code that names secrets (`api_key = os.getenv(...)`), never a secret's value.
+    assert "SECRET" not in changed, changed
     # In these files only 192.168.1.22 (a dev server's LAN address) is an address worth hiding.
     assert changed["IP"] == 2, changed
