@@ -144,9 +144,9 @@ class ClaudeCodeAdapter:
         """Fields of an assistant line: its text is part of the answer, its tool calls are signals."""
         assert line.message is not None
         content = line.message.content
-        fields: dict[str, Any] = {"model": line.message.model if line.message.model != "<synthetic>" else None}
         if line.isSidechain:
-            return {}
+            return {SIGNALS: {"subagent_lines": 1}}  # a subagent's text is its report to the agent, not the answer
+        fields: dict[str, Any] = {"model": line.message.model if line.message.model != "<synthetic>" else None}
         text = _text(content)
         if text and not line.isApiErrorMessage:
             fields[RESPONSE_PARTS] = [text]

@@ -129,7 +129,8 @@ class CodexAdapter:
     def _repeats(state: FileState, prompt: str) -> bool:
         """Whether a prompt goes on with the current turn: its second copy, or its resubmission after an abort.
 
-        A resubmission may be re-wrapped or lightly edited, so after an abort near-equal text counts.
+        A resubmission may be re-wrapped, lightly edited or extended, so after an abort near-equal text, or
+        the aborted prompt with more words after it, counts.
         """
         previous = state.get("prompt")
         if not previous or not (state.get("fresh") or state.get("aborted")):
@@ -137,7 +138,9 @@ class CodexAdapter:
         a, b = " ".join(previous.split()), " ".join(prompt.split())
         if a == b:
             return True
-        return bool(state.get("aborted")) and SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.9
+        if not state.get("aborted"):
+            return False
+        return b.startswith(a) or SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.9
 
     @staticmethod
     def _session_from_name(file_hint: str | None) -> str | None:

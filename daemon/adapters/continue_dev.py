@@ -1,8 +1,9 @@
 """Continue (continue.dev) dev data: one file per event name, schemas 0.2.0, 0.1.0 and the pre-0.1.0 files.
 
 A chat's `prompt` is the whole rendered conversation; the question is its last user message, and the
-rest is context (`rendered.py`). Agent-mode rounds that continue one question (the same session and the
-same last user message, the prompt ending in a tool result) fold into that question's interaction, and a
+rest is context (`rendered.py`). Agent-mode rounds that continue one question (the same session, the same
+last user message after as many earlier ones, the prompt ending in a tool result) fold into that
+question's interaction, and a
 `chatFeedback` record joins the chat it rates whichever file is read first. Autocomplete, edit and tool
 events are acceptance signals: stored and counted, never questions.
 """
@@ -61,8 +62,9 @@ class ContinueAdapter:
             raise AdapterError("continue: eventName: missing, and the file name does not say it")
         if event in CHAT:
             rendered = split_prompt(r.prompt or r.query or "")
-            # Every round of one question (and the feedback rating one) shares the session and the question.
-            key = f"continue:chat:{digest(r.sessionId, rendered.query)}"
+            # Every agent round of one question (and the feedback rating it) shares the session, the question
+            # and the turns before it; the same question asked again later has more turns before it.
+            key = f"continue:chat:{digest(r.sessionId, rendered.query, rendered.earlier_turns)}"
             return Reading(self.name, event, key, "chat", r.timestamp, lambda: self.chat(r, rendered))
         kind = SIGNAL_EVENTS.get(event)
         if kind == "autocomplete" and r.completionId:
