@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from corpus import write_corpus  # noqa: E402
+from corpus import write_corpus, write_large_chats  # noqa: E402
 
 GENERIC = '[{"name": "mytool", "match": "mytool-*.jsonl", "query": "input", "response": "output", "outcome": "ok"}]'
 
@@ -90,6 +90,55 @@ def bench_ingest(lines: int, runs: int, work: Path) -> dict[str, Any]:
         "command_events_per_s": round(whole),
         "runs": {"in_process": single_runs, "in_process_parallel": parallel_runs, "command": whole_runs},
         "target_command_events_per_s": 50_000,
+    }
+
+
+def bench_large_lines(count: int, runs: int, work: Path) -> dict[str, Any]:
+    """MB/s of `skilld ingest --no-learn` on 10-20 KB real-shaped Continue chats, beside a bare JSON parse."""
+    import orjson
+
+    corpus = work / "large"
+    path = write_large_chats(corpus, count)
+    size = path.stat().st_size
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLD_")}
+    env.update(XDG_CONFIG_HOME=str(work / "no-config"))
+
+    def command(i: int) -> float:
+        home = work / f"home-large-{i}"
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "skilld"),
+                "--home",
+                str(home),
+                "ingest",
+                "--no-learn",
+                "--json",
+                str(corpus),
+            ],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        return size / 1e6 / (time.perf_counter() - start)
+
+    def parse(i: int) -> float:
+        start = time.perf_counter()
+        with open(path, "rb") as handle:
+            for line in handle:
+                orjson.loads(line)
+        return size / 1e6 / (time.perf_counter() - start)
+
+    command_mb_s, command_runs = _median(runs, command)
+    parse_mb_s, parse_runs = _median(runs, parse)
+    return {
+        "lines": count,
+        "bytes": size,
+        "mean_line_bytes": size // count,
+        "command_mb_per_s": round(command_mb_s, 1),
+        "bare_parse_mb_per_s": round(parse_mb_s, 1),
+        "ratio": round(parse_mb_s / command_mb_s, 1),
+        "runs": {"command": [round(v, 1) for v in command_runs], "parse": [round(v, 1) for v in parse_runs]},
     }
 
 
@@ -357,8 +406,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
     parser.add_argument("--sizes", default="10000,100000", help="skill counts for the search benchmark")
     parser.add_argument(
-        "--only", default="ingest,scoring,search,extraction,memory,api,finetune", help="which benchmarks"
+        "--only", default="ingest,large,scoring,search,extraction,memory,api,finetune", help="which benchmarks"
     )
+    parser.add_argument("--large-lines", type=int, default=3000, help="Continue chats of 10-20 KB for `large`")
     args = parser.parse_args()
     only = set(args.only.split(","))
     results: dict[str, Any] = {
@@ -368,6 +418,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="skilld-bench-") as tmp:
         if "ingest" in only:
             _report_ingest(results, bench_ingest(args.lines, args.runs, Path(tmp)))
+        if "large" in only:
+            large = results["large_lines"] = bench_large_lines(args.large_lines, args.runs, Path(tmp))
+            print(
+                f"ingest of {large['lines']} Continue chats of 10-20 KB ({large['bytes'] / 1e6:.0f} MB): "
+                f"`skilld ingest --no-learn` {large['command_mb_per_s']} MB/s, bare orjson parse "
+                f"{large['bare_parse_mb_per_s']} MB/s (ratio {large['ratio']})"
+            )
         if "scoring" in only:
             scoring = results["scoring"] = bench_scoring(Path(tmp), 2000)
             print(

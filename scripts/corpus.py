@@ -188,3 +188,58 @@ def write_corpus(directory: Path, total: int, seed: int = 0, bad_rate: float = 0
         with open(path, "rb") as written:
             counts[name] = sum(1 for _ in written)
     return counts
+
+
+_RULES = (
+    "<important_rules>\n  You are in chat mode.\n\n  Always include the language and file name in the info string "
+    "when you write code blocks, for example '```python file.py'.\n</important_rules>"
+)
+
+
+def _code_block(rng: random.Random, lines: int) -> str:
+    body = "\n".join(
+        f"    value_{n} = compute(item_{rng.randrange(1000)}, limit={rng.randrange(10, 99)})  # step {n}"
+        for n in range(lines)
+    )
+    return f"```python src/module_{rng.randrange(100)}.py\ndef handler(items):\n{body}\n    return items\n```"
+
+
+def large_chat(rng: random.Random, i: int, target_bytes: int) -> dict[str, object]:
+    """A Continue chatInteraction as Continue renders it: system text, attached files, earlier turns, the question."""
+    question = f"why does handler {i} return the items unchanged when the limit is {rng.randrange(10, 99)}?"
+    earlier = "".join(
+        f"<user>\nearlier question {n} about module {rng.randrange(100)}\n\n<assistant>\nearlier answer {n}.\n\n"
+        for n in range(rng.randrange(1, 4))
+    )
+    prompt = f"<system>\nYou are a helpful coding assistant.\n{_RULES}\n\n{earlier}<user>\n"
+    blocks = ""
+    while len(prompt) + len(blocks) < target_bytes:
+        blocks += _code_block(rng, 20) + "\n\n"
+    prompt += f"{blocks}{question}\n\n"
+    completion = "<think>\nThe loop assigns but never returns.\n</think>\n" + "Return the new list. " * 20
+    return {
+        "eventName": "chatInteraction",
+        "schema": "0.2.0",
+        "timestamp": f"2026-11-{1 + i % 28:02d}T10:00:00.000Z",
+        "userId": "",
+        "userAgent": "Visual Studio Code/1.98.2 (Continue/1.2.16)",
+        "selectedProfileId": "local",
+        "sessionId": f"session-{i // 4}",
+        "modelTitle": "Qwen2.5-Coder 7B",
+        "modelProvider": "ollama",
+        "prompt": prompt,
+        "completion": completion,
+        "tools": [],
+        "rules": [],
+    }
+
+
+def write_large_chats(directory: Path, count: int, seed: int = 0) -> Path:
+    """`count` Continue chat lines of 10-20 KB each under `dev_data/0.2.0/`; return the file."""
+    rng = random.Random(seed)
+    path = directory / "dev_data" / "0.2.0" / "chatInteraction.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(count):
+            handle.write(json.dumps(large_chat(rng, i, rng.randrange(10_000, 20_000))) + "\n")
+    return path

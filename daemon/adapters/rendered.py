@@ -20,6 +20,7 @@ subject of the question.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 __all__ = ["RenderedPrompt", "clean_completion", "split_prompt"]
@@ -238,9 +239,6 @@ def _nothing_after(prompt: str, end: int, template: _Template) -> bool:
 
 def _split_tags(prompt: str) -> RenderedPrompt:
     lines = prompt.split("\n")
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line) + 1)
     starts = _tag_lines(lines)
     bounds = [*starts, len(lines)]
     roles = [_TAG_ROLES[lines[b]] for b in starts]
@@ -254,8 +252,8 @@ def _split_tags(prompt: str) -> RenderedPrompt:
         return RenderedPrompt(None, prompt.strip(), "tags", ends_with_tool)
     k = asked[-1]
     query, attached = _split_attachments(contents[k])
-    before = prompt[: offsets[starts[k]]]
-    after = prompt[offsets[bounds[k + 1]] :] if bounds[k + 1] < len(lines) else ""
+    before = "\n".join(lines[: starts[k]]) + "\n" if starts[k] else ""
+    after = "\n".join(lines[bounds[k + 1] :]) if bounds[k + 1] < len(lines) else ""
     context = _join(before, *attached, after)
     return RenderedPrompt(query, context, "tags", ends_with_tool, len(asked) - 1)
 
@@ -265,15 +263,19 @@ def _tag_lines(lines: list[str]) -> list[int]:
 
     A fence still open at the end of the prompt is taken to be a fence that never closed (an answer cut off
     mid-block, a pasted fragment): the tags it hid are read as tags after all, and from there on fences are
-    not trusted, which also keeps the scan linear.
+    not trusted, which also keeps the scan linear. Only tag and fence lines can change anything, so only
+    they are visited.
     """
+    text = "\n".join(lines)
+    marked = sorted({*_line_numbers(text, "<", False), *_line_numbers(text, "```", True)})
     found: list[int] = []
     skipped: list[int] = []
     depth = 0
     opened = -1
     trust_fences = True
-    i = 0
-    while i < len(lines):
+    k = 0
+    while k < len(marked):
+        i = marked[k]
         line = lines[i]
         if line in _TAG_ROLES and (i == 0 or not lines[i - 1]):
             if depth == 0 or not trust_fences:
@@ -289,16 +291,36 @@ def _tag_lines(lines: list[str]) -> list[int]:
                     opened = i if depth == 1 else opened
                 else:
                     depth -= 1
-        i += 1
-        if i == len(lines) and depth:
+        k += 1
+        if k == len(marked) and depth:
             hidden = [j for j in skipped if j > opened]
             if hidden:
                 found.append(hidden[0])
                 skipped.clear()
                 depth = 0
                 trust_fences = False
-                i = hidden[0] + 1
+                k = marked.index(hidden[0]) + 1
     return found
+
+
+def _line_numbers(text: str, marker: str, indented: bool) -> list[int]:
+    """The numbers of the lines of text that start with a marker (after blanks, where `indented`).
+
+    A find loop, not a multiline regex: a regex tries every position of a 20 KB prompt, find jumps.
+    """
+    numbers: list[int] = []
+    line, counted, at = 0, 0, 0
+    while (found := text.find(marker, at)) >= 0:
+        start = text.rfind("\n", 0, found) + 1
+        if start == found or (indented and not text[start:found].strip(" \t")):
+            line += text.count("\n", counted, start)
+            counted = start
+            numbers.append(line)
+        newline = text.find("\n", found)
+        if newline < 0:
+            break
+        at = newline + 1
+    return numbers
 
 
 def _fence_info(line: str) -> str | None:
@@ -349,25 +371,26 @@ def _split_attachments(message: str) -> tuple[str | None, list[str]]:
     message that is nothing but attachments has no words of the person's own: None.
     """
     lines = message.split("\n")
+    fences = _line_numbers(message, "```", True)
     kept: list[str] = []
     attached: list[str] = []
+    cut = 0  # the first line not yet kept or attached
     leading = True
-    searching = True
-    i = 0
-    while i < len(lines):
-        info = _fence_info(lines[i]) if searching else None
-        if info is not None and ((leading and _names_file(info)) or _names_selection(info)):
-            end = _attachment_end(lines, i)
-            if end is not None:
-                attached.append("\n".join(lines[i : end + 1]))
-                i = end + 1
-                continue
-            # Everything after a block that never closes is inside it; looking again would only rescan.
-            searching = False
-        if lines[i].strip():
+    for i in fences:
+        if i < cut:
+            continue
+        if leading and any(line.strip() for line in lines[cut:i]):
             leading = False
-        kept.append(lines[i])
-        i += 1
+        info = _fence_info(lines[i])
+        if info is None or not ((leading and _names_file(info)) or _names_selection(info)):
+            continue
+        end = _attachment_end(lines, i, fences)
+        if end is None:
+            break  # everything after a block that never closes is inside it
+        kept.extend(lines[cut:i])
+        attached.append("\n".join(lines[i : end + 1]))
+        cut = end + 1
+    kept.extend(lines[cut:])
     query = "\n".join(kept).strip() if attached else message.strip()
     if attached and query:
         query = _squeeze_blank_lines(query)
@@ -387,15 +410,16 @@ def _names_selection(info: str) -> bool:
     return at > 0 and dash == "-" and first.isdigit() and last.isdigit()
 
 
-def _attachment_end(lines: list[str], opening: int) -> int | None:
+def _attachment_end(lines: list[str], opening: int, fences: list[int]) -> int | None:
     """Line of the fence that closes the attached block opened at `opening`, or None if it never closes.
 
     Attached files are often Markdown with fences of their own. A fence with an info string always opens a
     nested block; a bare fence closes one, except that at the outer level a bare fence closes the attachment
     only when a blank line (or the end) follows, as Continue always writes one there; otherwise it opens.
+    `fences` lists the lines that may be fences, in order.
     """
     depth = 1
-    for j in range(opening + 1, len(lines)):
+    for j in fences[bisect_right(fences, opening) :]:
         info = _fence_info(lines[j])
         if info is None:
             continue
