@@ -59,10 +59,21 @@ _ISSUERS: tuple[tuple[str, str, frozenset[int]], ...] = (
 )
 # Words that, shortly before a bare run of digits, say it is a card number; short ones must stand alone.
 _CARD_WORDS = re.compile(
-    r"(?i)(?<![a-z])(?:card|visa|master ?card|amex|american express|discover|diners|jcb|union ?pay|maestro"
-    r"|credit|debit|payment|pay(?:ing)? with|(?:cc|pan)(?![a-z]))"
+    r"(?i)(?<![a-z])(?:card|visa|master ?card|amex|american express|discover(?![a-z])|diners|jcb|union ?pay|maestro"
+    r"|credit|debit|payment|pay(?:ing)? with|charge[ds]?|billing|(?:cc|pan)(?![a-z]))"
 )
-_CARD_WORDS_BEFORE = 30
+_CARD_WORDS_BEFORE = 60
+# Just after a bare run of digits, these say it is a card number too: its expiry or security code.
+_CARD_WORDS_AFTER = re.compile(r"(?i)^\W{0,3}(?:exp(?:iry|ires|iration)?|valid thru|cvv2?|cvc2?|cid|security code)\b")
+
+
+_CARD_KEY_WORDS = frozenset({"card", "cards", "cc", "pan", "credit", "debit", "visa", "mastercard", "amex", "payment"})
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _names_card(key: str) -> bool:
+    """Whether a JSON key names a card (`card_number`, `cardNumber`, `cc`, `payment.card`), word by word."""
+    return bool(key) and not _CARD_KEY_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", _CAMEL.sub("_", key).lower()))
 
 
 def _issued(digits: str) -> bool:
@@ -96,7 +107,9 @@ def _card(match: re.Match[str]) -> str:
     text = match.group(0)
     groups = re.split(r"[ -]", text)
     start = match.start()
-    named = bool(_CARD_WORDS.search(match.string[max(0, start - _CARD_WORDS_BEFORE) : start]))
+    named = bool(_CARD_WORDS.search(match.string[max(0, start - _CARD_WORDS_BEFORE) : start])) or bool(
+        _CARD_WORDS_AFTER.search(match.string[match.end() : match.end() + 24])
+    )
     for end in range(len(groups), 0, -1):
         if _issued("".join(groups[:end])) and (named or _grouped_like_a_card(groups[:end])):
             cut = sum(len(group) + 1 for group in groups[:end]) - 1
@@ -126,7 +139,7 @@ _NOT_PERSONAL_NETWORKS = tuple(
 # ("v1.2.3.4" and "1.2.3.4.5" are already kept out by the pattern's look-arounds.) Not "==": that is as
 # often a filter ("ip.addr==10.0.0.5") as a pinned package.
 _VERSION_BEFORE = re.compile(
-    r"(?i)(?:(?<![a-z])(?:v|ver|version|release|build|rev)\s*[:=]?\s*|(?<![^\s(;,])[a-z][\w.-]*/)$"
+    r"(?i)(?:(?<![-\w])(?:v|ver|version|release|build|rev)\s*[:=]?\s*|(?<![^\s(;,])[a-z][\w.-]*/)$"
 )
 
 
@@ -134,11 +147,12 @@ def _ip(match: re.Match[str]) -> str:
     """An IP address if it could be a person's; addresses that are code or docs, and versions, unchanged."""
     text = match.group(0)
     start = match.start()
-    if _VERSION_BEFORE.search(match.string, max(0, start - 40), start):  # look-behinds see before pos
-        return text
     try:
         address = ipaddress.ip_address(text)
     except ValueError:  # the pattern is looser than the grammar: "1::12345678" is not an address
+        return text
+    # A version looks like an address, but a private address after "-v" or a path is still an address.
+    if not address.is_private and _VERSION_BEFORE.search(match.string, max(0, start - 40), start):
         return text
     if address.is_loopback or address.is_unspecified or address.is_multicast:
         return text
@@ -167,10 +181,16 @@ _API_KEY = r"\b" + _API_KEY_BODY
 _GAP = r"""[\\"']{0,2}(?:\s|\\[nrt])*"""
 
 
-# What follows `api_key =` in code more often than a secret: a call, an attribute or index, a type.
-_CODE_VALUE = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*(?:\(|\[|\.|$)")
+# What follows `api_key =` in code more often than a secret: a call or an index of something that holds
+# secrets, an attribute path from such a root, a secret-named variable, a type, a placeholder.
+_CODE_VALUE = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*(?P<end>[(\[]?)$")
+_SECRET_SOURCES = re.compile(
+    r"(?i)^(?:os|process|env|environ|settings|config|conf|cfg|self|this|secrets?|credentials|creds|vault|options"
+    r"|opts|args|params|request|req|ctx|context|app|st|keyring|import)$|env|getenv|secret|token|key|pass|cred|vault"
+    r"|config|setting|(?:^|_)(?:get|read|load|fetch|input|prompt)"
+)
 _TYPE_NAMES = frozenset(
-    [
+    {
         "string",
         "str",
         "number",
@@ -186,31 +206,31 @@ _TYPE_NAMES = frozenset(
         "true",
         "false",
         "secretstr",
-    ]
+    }
 )
-_PLACEHOLDER = re.compile(r"^(?:(?:your|my|enter|insert|replace|put)[_-]|<|x{3,}$|\*{3,}|\.{3})", re.I)
+_PLACEHOLDER = re.compile(r"(?i)^(?:(?:your|enter|insert|replace)[_-][\w-]*|<[\w -]*>?|x{3,}|\*{3,}|\.{3})$")
 
 
 def _names_no_secret(prefix: str, value: str) -> bool:
     """Whether the value after a secret's name is code or a placeholder rather than a secret.
 
     `api_key = os.getenv(...)`, `"X-API-KEY": api_key`, `token: string` and `api_key = "YOUR_API_KEY"` name
-    where a secret comes from; `password=hunter2` and `"api_key": "kq83hfn2kd9s"` are one.
+    where a secret comes from; `password=hunter2`, `password=sunshine.` and `"api_key": "kq83hfn2kd9s"` are
+    one. When unsure, it is a secret.
     """
-    value = value.rstrip(")]>")  # the end of the call or annotation around it: `f(password: str)`
+    value = value.rstrip(")]>.,;:!?")  # what closes the call, annotation or sentence around it
     if _PLACEHOLDER.match(value) or value.lower() in _TYPE_NAMES:
         return True
-    if prefix.rstrip().endswith(("'", '"')):
-        return False  # a quoted value is data, not code
+    if prefix.rstrip().endswith(("'", '"')) or any(ch.isdigit() for ch in value):
+        return False  # a quoted value is data, not code; names rarely carry digits, secrets nearly always do
     code = _CODE_VALUE.match(value)
     if code is None:
         return False
-    if code.group(0).endswith(("(", "[")):
-        return True  # a call or an index: where the secret comes from
-    if any(ch.isdigit() for ch in value):
-        return False  # names rarely carry digits, secrets nearly always do
-    # An attribute path (os.environ, process.env.OPENAI_API_KEY), or a variable named like a secret.
-    return "." in value or "::" in value or SECRET_KEY.match(value) is not None
+    path = re.split(r"\.|::", value.rstrip("(["))
+    if len(path) > 1 or code.group("end"):
+        # A call, an index or an attribute path: code only when it reads from where secrets are kept.
+        return any(_SECRET_SOURCES.search(part) for part in path)
+    return SECRET_KEY.match(value) is not None  # a variable named like a secret: serper_api_key
 
 
 @dataclass(frozen=True)
@@ -301,23 +321,27 @@ class Redactor:
             value = self._compiled[index].sub(self._replacements[index], value)
         return value
 
-    def value(self, value: Any, key: str = "") -> Any:
+    def value(self, value: Any, key: str = "", card: bool = False) -> Any:
         """Redact every string inside a JSON value; values under secret-named keys are replaced whole.
 
         JSON numbers are left alone: in telemetry they are timestamps, counts, sizes and ids, and a
         placeholder in their place makes the record unreadable (one epoch-milliseconds timestamp in ten
-        passes the Luhn check). A secret written as a number is not worth that.
+        passes the Luhn check). Only under a card-named key (`card_number`, `card: {number: ...}`) is a
+        number that is a valid card number one.
         """
+        card = card or _names_card(key)
         if isinstance(value, str):
             if key and value and SECRET_KEY.match(key) and not value.startswith("[REDACTED"):
                 return placeholder("SECRET")
-            if key and _CARD_WORDS.search(key) and _is_card_number(value):
+            if card and _is_card_number(value):
                 return placeholder("CARD")  # the key is the card words a bare number needs
             return self.text(value)
         if isinstance(value, dict):
-            return {k: self.value(v, k) for k, v in value.items()}
+            return {k: self.value(v, k, card) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.value(v, key) for v in value]
+            return [self.value(v, key, card) for v in value]
+        if card and isinstance(value, int) and not isinstance(value, bool) and _is_card_number(str(value)):
+            return placeholder("CARD")
         return value
 
 

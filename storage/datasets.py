@@ -109,12 +109,16 @@ class Datasets:
     def export(self, out: Path, validation_fraction: float) -> dict[str, Any]:
         """Write train.jsonl and validation.jsonl (a stable split by interaction) into a directory."""
         out.mkdir(parents=True, exist_ok=True)
-        train: list[dict[str, Any]] = []
-        validation: list[dict[str, Any]] = []
+        buckets: list[tuple[float, dict[str, Any]]] = []
         for record in read_records(self.finetune):
             key = str(record.get("metadata", {}).get("interaction", json.dumps(record["messages"])))
-            bucket = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") / 2**32
-            (validation if bucket < validation_fraction else train).append(record)
+            buckets.append(
+                (int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") / 2**32, record)
+            )
+        # A small dataset whose hashes all miss the fraction still gets one validation example: the lowest bucket.
+        floor = min((b for b, _ in buckets), default=0.0) if validation_fraction > 0 and len(buckets) > 1 else -1.0
+        train = [r for b, r in buckets if not (b < validation_fraction or b == floor)]
+        validation = [r for b, r in buckets if b < validation_fraction or b == floor]
         for name, records in (("train.jsonl", train), ("validation.jsonl", validation)):
             with open(out / name, "w", encoding="utf-8") as handle:
                 handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)

