@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 
 from daemon.adapters.base import Adapter, AdapterError
-from daemon.adapters.otel_genai import OtelGenAiAdapter, console_exporter_hint
 from daemon.adapters.registry import AdapterRegistry, unknown_reading
 from daemon.interaction import OWN_KEY, FileState, Reading, as_utc
 from daemon.privacy import Privacy, unescape_json_text
@@ -145,11 +144,12 @@ class Ingestor:
                     head = handle.read(FORMAT_WINDOW)
             except OSError:
                 head = b""
-            self._formats[row.id] = found = console_exporter_hint(head)
-            if found is not None:
-                log.warning("telemetry file is not JSON lines", extra={"path": row.path, "reason": found})
+            diagnosis = self.registry.diagnose(head)
+            self._formats[row.id] = diagnosis[1] if diagnosis else None
+            if diagnosis is not None:
+                log.warning("telemetry file is not JSON lines", extra={"path": row.path, "reason": diagnosis[1]})
                 if row.stream is None:
-                    row.stream = OtelGenAiAdapter.name
+                    row.stream = diagnosis[0]
                     self.store.set_stream(row.id, row.stream)
         return self._formats[row.id]
 

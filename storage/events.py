@@ -258,10 +258,23 @@ class EventStore:
             marks = ",".join("?" * len(part))
             with self.conn:
                 self.conn.execute("BEGIN IMMEDIATE")
+                keys = []
+                if table == "events":
+                    keys = self.conn.execute(
+                        f"SELECT DISTINCT interaction_key FROM events WHERE id IN ({marks}) "
+                        "AND interaction_key IS NOT NULL",
+                        part,
+                    ).fetchall()
                 self.conn.executemany("INSERT OR IGNORE INTO tombstones (id) VALUES (?)", [(i,) for i in part])
                 deleted += self.conn.execute(f"DELETE FROM {table} WHERE id IN ({marks})", part).rowcount
                 if table == "events":
                     self.conn.execute(f"DELETE FROM event_links WHERE event_id IN ({marks})", part)
+                    # A later event's link to an interaction now gone would leave a ghost of it behind.
+                    self.conn.executemany(
+                        "DELETE FROM event_links WHERE interaction_key = ? AND NOT EXISTS "
+                        "(SELECT 1 FROM events WHERE interaction_key = ?)",
+                        [(k, k) for (k,) in keys],
+                    )
             self._tombstones = True
         return deleted
 
@@ -358,11 +371,18 @@ class EventStore:
         keys = ("id", "file_id", "path", "offset", "length", "reason", "content", "created_at")
         return [dict(zip(keys, row, strict=True)) for row in self.conn.execute(sql).fetchall()]
 
-    def resolve_dead_letter(self, dead_letter_id: str, events: list[EventRow]) -> None:
+    def resolve_dead_letter(
+        self, dead_letter_id: str, events: list[EventRow], links: list[tuple[str, str]] | None = None
+    ) -> None:
         """Replace a dead letter by the event it now reads as (or delete it when events is empty)."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(_INSERT_EVENT, self._alive(events))
+            alive = self._alive(events)
+            self.conn.executemany(_INSERT_EVENT, alive)
+            if links and alive:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO event_links (event_id, interaction_key) VALUES (?, ?)", links
+                )
             self.conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_letter_id,))
 
     def update_dead_letter(self, dead_letter_id: str, reason: str) -> None:

@@ -8,7 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from daemon.adapters.turns import judge
 from daemon.app import Skilld
+from daemon.config import Settings
 from daemon.pipeline import learnable
 from tests.helpers import write_lines
 
@@ -150,6 +154,27 @@ def test_a_claude_code_turn_is_a_typed_prompt_with_its_answer_and_signals(app: S
     assert turns["thanks, that works"]["outcome"] is None  # nothing said about it yet
 
 
+def test_compaction_summaries_and_harness_blocks_are_context_and_commands_do_not_hide_a_verdict(
+    app: Skilld, telemetry: Path
+) -> None:
+    reminder = "<system-reminder>\nThe user opened app/db.py in the IDE.\n</system-reminder>\n"
+    lines = [
+        _claude("user", "u1", [{"type": "text", "text": reminder + "why is the pool size 5?"}]),
+        _assistant("a1", "m1", {"type": "text", "text": "It is the default of create_engine."}),
+        _claude("user", "c1", "<command-name>/compact</command-name>\n<command-message>compact</command-message>"),
+        _claude("user", "s1", "This session is being continued. It still fails instead of ...", isCompactSummary=True),
+        _claude("user", "u2", "that's wrong, the default is 10"),
+    ]
+    write_lines(_claude_path(telemetry), lines)
+    app.ingest([telemetry])
+    turns = _by_query(app, "claude-code")
+    assert set(turns) == {"why is the pool size 5?", "/compact", "that's wrong, the default is 10"}
+    pool = turns["why is the pool size 5?"]
+    assert pool["context_chars"] == len(reminder.strip())
+    assert (pool["outcome"], pool["signals"]["next_prompt"]) == ("failure", "correction")  # across /compact
+    assert turns["/compact"]["context_chars"] > 0  # the summary is the command's context, not a prompt
+
+
 def test_an_interrupted_turn_with_an_error_never_recovered_fails(app: Skilld, telemetry: Path) -> None:
     lines = [
         _claude("user", "u1", "run the migrations"),
@@ -164,23 +189,74 @@ def test_an_interrupted_turn_with_an_error_never_recovered_fails(app: Skilld, te
     assert turn["signals"]["open_interrupt"] is True
 
 
-def test_a_session_read_in_two_parts_makes_the_same_turns(app: Skilld, telemetry: Path, tmp_path: Path) -> None:
-    lines = claude_session()
-    path = _claude_path(telemetry)
-    write_lines(path, lines[:6])
-    app.ingest([telemetry])
-    write_lines(path, lines[6:])  # the tool appends, skilld resumes with the turn it was in
-    app.ingest([telemetry])
-    parts = {
+def _turns(app: Skilld) -> dict[str, tuple[Any, ...]]:
+    return {
         r["key"]: (r["query"], r["response"], r["outcome"], len(r["event_ids"])) for r in app.interactions(None, 50)
     }
-    other = tmp_path / "other"
-    write_lines(_claude_path(other), lines)
-    app.ingest([other])  # the same content elsewhere: nothing new
-    assert {
-        r["key"]: (r["query"], r["response"], r["outcome"], len(r["event_ids"])) for r in app.interactions(None, 50)
-    } == parts
-    assert len(parts) == 4
+
+
+def test_a_session_read_across_a_restart_makes_the_same_turns(
+    settings: Settings, telemetry: Path, tmp_path: Path
+) -> None:
+    lines = claude_session()
+    whole = tmp_path / "whole"
+    write_lines(_claude_path(whole), lines)
+    reference = Skilld(settings.model_copy(update={"home": tmp_path / "reference"}))
+    reference.ingest([whole])
+    expected = _turns(reference)
+    reference.close()
+    assert len(expected) == 4
+    for cut in (3, 6, 10, 12):  # inside a turn, between tool calls, right before a prompt, after one
+        home = tmp_path / f"home-{cut}"
+        path = _claude_path(telemetry / str(cut))
+        write_lines(path, lines[:cut])
+        first = Skilld(settings.model_copy(update={"home": home}))
+        first.ingest([path])
+        first.close()  # the turn skilld was in is in the database now, with the offset
+        write_lines(path, lines[cut:])
+        second = Skilld(settings.model_copy(update={"home": home}))
+        second.ingest([path])
+        assert _turns(second) == expected, cut
+        second.ingest([whole])  # the same content elsewhere: nothing new
+        assert _turns(second) == expected, cut
+        second.close()
+
+
+def test_a_dead_lettered_session_line_replayed_joins_its_turn(settings: Settings, telemetry: Path) -> None:
+    lines = claude_session()
+    write_lines(_claude_path(telemetry), lines)
+    path = _claude_path(telemetry)
+    settings.telemetry.max_line_bytes = max(map(len, path.read_bytes().splitlines())) - 1  # the longest line
+    small = Skilld(settings)
+    small.ingest([telemetry])
+    assert small.status()["dead_letters"] >= 1
+    before = {r["query"]: r for r in small.interactions("claude-code", 10)}
+    small.close()
+    settings.telemetry.max_line_bytes = 16 * 1024 * 1024
+    app = Skilld(settings)
+    replayed = app.replay()
+    assert replayed["recovered"] == replayed["replayed"] >= 1
+    after = {r["query"]: r for r in app.interactions("claude-code", 10)}
+    for query, turn in after.items():
+        assert len(turn["event_ids"]) >= len(before[query]["event_ids"])
+    assert sum(len(t["event_ids"]) for t in after.values()) - sum(len(t["event_ids"]) for t in before.values()) >= 1
+    first = after["add a password length check to the login form"]
+    assert first["response"] == "I'll read the form first.\n\nAdded `if len(password) < 12: raise ValueError`."
+    app.close()
+
+
+def test_a_turn_deleted_for_good_leaves_no_ghost_behind(app: Skilld, telemetry: Path) -> None:
+    write_lines(_claude_path(telemetry), claude_session())
+    app.ingest([telemetry])
+    first = _by_query(app, "claude-code")["add a password length check to the login form"]
+    # Retention and `forget` delete a turn's own events; the next prompt that judged it stays.
+    app.store.bury("events", [e for e in first["event_ids"] if _owns(app, e, first["key"])])
+    assert first["key"] not in {r["key"] for r in app.interactions(None, 50)}
+    assert app.learner.interaction(first["key"]) is None
+
+
+def _owns(app: Skilld, event_id: str, key: str) -> bool:
+    return app.store.conn.execute("SELECT interaction_key FROM events WHERE id = ?", (event_id,)).fetchone()[0] == key
 
 
 def test_a_codex_turn_counts_its_prompt_once_and_goes_on_after_a_resubmission(app: Skilld, telemetry: Path) -> None:
@@ -205,6 +281,29 @@ def test_an_abort_never_resubmitted_fails_the_turn(app: Skilld, telemetry: Path)
     app.ingest([telemetry])
     (turn,) = app.interactions("codex", 10)
     assert turn["outcome"] == "failure" and turn["learnable"]
+
+
+def test_an_older_codex_rollout_of_bare_items_reads_too(app: Skilld, telemetry: Path) -> None:
+    content = [{"type": "input_text", "text": "add a health endpoint"}]
+    lines = [
+        {"id": ROLLOUT_ID, "timestamp": "2025-05-02T09:00:00.000Z", "instructions": None},
+        {"record_type": "state"},
+        {"type": "message", "role": "user", "content": content},
+        {"type": "function_call", "name": "shell", "arguments": "{}", "call_id": "c1"},
+        {"type": "function_call_output", "call_id": "c1", "output": '{"output":"ok","metadata":{"exit_code":0}}'},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Added GET /health."}]},
+        {"record_type": "state"},
+    ]
+    write_lines(_rollout_path(telemetry), lines)
+    app.ingest([telemetry])
+    assert app.status()["dead_letters"] == 0
+    (turn,) = app.interactions("codex", 10)
+    assert (turn["query"], turn["response"], turn["session"]) == (
+        "add a health endpoint",
+        "Added GET /health.",
+        ROLLOUT_ID,
+    )
+    assert turn["signals"]["tool_calls"] == 1 and turn["signals"]["open_error"] is False
 
 
 def _agent_round(prompt: str, completion: str) -> dict[str, Any]:
@@ -253,3 +352,25 @@ def test_old_continue_layouts_are_continue(app: Skilld, telemetry: Path) -> None
     (source,) = app.status()["sources"]
     assert source["name"] == "continue" and source["dead_letters"] == 0
     assert source["types"] == {"tokensGenerated": 2, "autocomplete": 1}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "verdict"),
+    [
+        ("no, use the async client", "correction"),
+        ("that's wrong, the default is 10", "correction"),
+        ("it still fails with the same error", "correction"),
+        ("The cooldown should start at the top, not the left", "correction"),
+        ("this doesn't compile", "correction"),
+        ("please revert the last change", "revert"),
+        ("undo that", "revert"),
+        ("thanks, that works", "confirmation"),
+        ("perfect", "confirmation"),
+        ("lgtm, now add tests", "confirmation"),
+        ("now add a README section", "moved_on"),
+        ("Nothing changed in the config?", "moved_on"),
+        ("know any good pytest plugins?", "moved_on"),
+    ],
+)
+def test_the_next_prompt_judges_the_turn_before_it(prompt: str, verdict: str) -> None:
+    assert judge(prompt) == verdict

@@ -1,7 +1,9 @@
 """Claude Code session transcripts: `~/.claude/projects/<project>/<session>.jsonl`.
 
 One interaction per prompt the person typed: a `user` line that is not a tool result, not `isMeta` (the
-text a slash command expands to, caveats) and not a sidechain (a subagent's own conversation). Every
+text a slash command expands to, caveats), not a compaction summary (`isCompactSummary`) and not a sidechain
+(a subagent's own conversation); blocks the editor or the harness adds to it (`<system-reminder>`,
+`<ide_selection>`, ...) are its context. Every
 line after it, up to the next prompt, belongs to that turn: the assistant's text is the answer (an API
 message split over several lines counts once), tool calls, tool errors (`is_error`), rejected tool uses,
 the person's edits of a proposed change (`toolUseResult.userModified`) and interrupts are its signals.
@@ -25,6 +27,10 @@ _BASH_INPUT = re.compile(r"<bash-input>(.*?)</bash-input>", re.S)
 # Text Claude Code itself writes as a user line: command output, interrupts, and their wrappers.
 _TOOL_NOISE = ("<local-command-stdout>", "<local-command-stderr>", "<bash-stdout>", "<bash-stderr>")
 _INTERRUPTED = "[Request interrupted by user"
+# Blocks the editor extension or the harness puts into the person's message: context, not their words.
+_HARNESS = re.compile(
+    r"<(system-reminder|ide_opened_file|ide_selection|ide_diagnostics|user-prompt-submit-hook)>.*?</\1>\s*", re.S
+)
 _REJECTED = "The user doesn't want to proceed with this tool use"
 _EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 
@@ -46,6 +52,8 @@ class ClaudeCodeLine(RecordModel):
     version: str | None = None
     isSidechain: bool = False
     isMeta: bool = False
+    isCompactSummary: bool = False
+    isVisibleInTranscriptOnly: bool = False
     isApiErrorMessage: bool = False
     message: Message | None = None
     toolUseResult: Any = None
@@ -77,10 +85,13 @@ class ClaudeCodeAdapter:
         if line.type == "assistant":
             return Reading(self.name, "assistant", turn, None, line.timestamp, lambda: self.answer(line))
         results = _blocks(line.message.content, "tool_result")
-        text = _text(line.message.content)
-        if line.isSidechain or results or line.isMeta or text.startswith(_TOOL_NOISE):
-            kind = "tool_result" if results else "meta" if line.isMeta else "user"
-            return Reading(self.name, kind, turn, None, line.timestamp, lambda: self.within(line, text, results))
+        raw = _text(line.message.content)
+        text = _HARNESS.sub("", raw).strip()
+        harness = raw if text != raw.strip() else ""
+        inside = line.isMeta or line.isCompactSummary or line.isVisibleInTranscriptOnly or not text
+        if line.isSidechain or results or inside or text.startswith(_TOOL_NOISE):
+            kind = "tool_result" if results else "meta" if inside else "user"
+            return Reading(self.name, kind, turn, None, line.timestamp, lambda: self.within(line, raw, results))
         if text.startswith(_INTERRUPTED):
             return Reading(
                 self.name, "interrupt", turn, None, line.timestamp, lambda: {SIGNALS: {"open_interrupt": True}}
@@ -91,27 +102,31 @@ class ClaudeCodeAdapter:
         query = (args.group(1).strip() if args else None) if command else bash.group(1).strip() if bash else text
         kind = "task" if query and not bash else "command"
         key = f"{self.name}:{line.sessionId}:{line.uuid}"
-        previous = turn
+        # The next task judges the task before it, across the commands typed between them (`/clear`, `!ls`).
+        previous = state.get("task") if state is not None else None
         if state is not None:
             state["turn"] = key
+            if kind == "task":
+                state["task"] = key
         return Reading(
             self.name,
             "command" if command or bash else "prompt",
             key,
             kind,
             line.timestamp,
-            lambda: self.prompt(line, query, command.group(1) if command else "!" if bash else None),
+            lambda: self.prompt(line, query, command.group(1) if command else "!" if bash else None, harness),
             links=(previous,) if previous and kind == "task" else (),
             linked=lambda _key: verdict_fields(query),
         )
 
-    def prompt(self, line: ClaudeCodeLine, query: str | None, command: str | None) -> dict[str, Any]:
-        """Fields of the prompt that starts a turn."""
+    def prompt(self, line: ClaudeCodeLine, query: str | None, command: str | None, harness: str) -> dict[str, Any]:
+        """Fields of the prompt that starts a turn (harness blocks in it are its context)."""
         fields: dict[str, Any] = {
             "query": query or command,
             "session": line.sessionId,
             "cwd": line.cwd,
             "branch": line.gitBranch or None,
+            "context": "\n\n".join(m.group(0).strip() for m in _HARNESS.finditer(harness)) or None,
         }
         if command:
             fields[SIGNALS] = {"command": command}
@@ -122,7 +137,7 @@ class ClaudeCodeAdapter:
         if line.isSidechain:
             failed = sum(1 for b in results if b.get("is_error"))
             return {SIGNALS: {"subagent_lines": 1, "subagent_tool_errors": failed}}
-        if line.isMeta:
+        if line.isMeta or line.isCompactSummary or line.isVisibleInTranscriptOnly:
             return {"context": text or None}
         if not results:
             return {}

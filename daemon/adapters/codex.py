@@ -2,7 +2,8 @@
 
 Every line is `{timestamp, type, payload}` (codex-rs/protocol's RolloutLine): `session_meta`,
 `turn_context`, `response_item` (messages, function and custom tool calls and their outputs, reasoning),
-`event_msg` (`user_message`, `agent_message`, `token_count`, `turn_aborted`, ...) and `compacted`.
+`event_msg` (`user_message`, `agent_message`, `token_count`, `turn_aborted`, ...) and `compacted`; older
+rollouts hold a meta line, bare response items and `record_type` lines.
 One interaction per turn the person typed. The prompt is written twice (a `response_item` user message
 and an `event_msg` user_message): the second continues the turn the first started. The AGENTS.md and
 environment-context user items are context, not prompts. A prompt resubmitted after `turn_aborted` goes
@@ -88,6 +89,11 @@ class CodexAdapter:
     name = "codex"
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
+        if "payload" not in record:  # a rollout from before RolloutLine (2025): bare items
+            if "record_type" in record:
+                return Reading(self.name, str(record["record_type"]), None)
+            kind = "session_meta" if "type" not in record else "response_item"
+            record = {"timestamp": record.get("timestamp"), "type": kind, "payload": record}
         line: RolloutLine = parse(RolloutLine, record, self.name)
         p = line.payload
         kind = str(p.get("type") or line.type)
@@ -99,7 +105,10 @@ class CodexAdapter:
         prompt = _prompt(line)
         if prompt is None:
             if state is not None and line.type == "response_item" and kind in ("message", "function_call"):
-                state["fresh"] = False  # the agent answered: the same text again is a new prompt
+                # The agent answered: the same text again is a new prompt, and the prompt's text (a person's
+                # words, kept in the file's state only to recognize its copy) is let go.
+                state["fresh"] = False
+                state.pop("prompt", None)
             if line.type == "event_msg" and kind == "turn_aborted" and state is not None:
                 state["aborted"] = True
             return Reading(self.name, kind, turn, None, line.timestamp, lambda: self.within(line))

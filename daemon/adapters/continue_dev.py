@@ -64,7 +64,9 @@ class ContinueAdapter:
             rendered = split_prompt(r.prompt or r.query or "")
             # Every agent round of one question (and the feedback rating it) shares the session, the question
             # and the turns before it; the same question asked again later has more turns before it.
-            key = f"continue:chat:{digest(r.sessionId, rendered.query, rendered.earlier_turns)}"
+            # Records with no session (older writers, before agent mode) are told apart by their whole context.
+            session = r.sessionId or digest(rendered.context)
+            key = f"continue:chat:{digest(session, rendered.query, rendered.earlier_turns)}"
             return Reading(self.name, event, key, "chat", r.timestamp, lambda: self.chat(r, rendered))
         kind = SIGNAL_EVENTS.get(event)
         if kind == "autocomplete" and r.completionId:

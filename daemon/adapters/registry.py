@@ -16,7 +16,7 @@ from daemon.adapters.codex import CodexAdapter
 from daemon.adapters.continue_dev import ContinueAdapter
 from daemon.adapters.generic import GenericAdapter
 from daemon.adapters.hybrid import HybridAdapter
-from daemon.adapters.otel_genai import OtelGenAiAdapter
+from daemon.adapters.otel_genai import OtelGenAiAdapter, console_exporter_hint
 from daemon.adapters.ralph import RalphAdapter
 from daemon.adapters.vscode import VscodeAdapter
 from daemon.config import GenericStream
@@ -67,6 +67,8 @@ class Stream:
     # Whether a record of this shape is surely of this stream, so that what its adapter cannot read is a
     # dead letter (an OTLP `resourceSpans` object), not an object of an unknown stream.
     certain: bool = False
+    # What a file of this tool that is not JSON lines is, told from its first bytes (None: not one of ours).
+    diagnose: Callable[[bytes], str | None] | None = None
 
 
 def _prefix(prefix: str) -> Callable[[PurePath], bool]:
@@ -86,7 +88,13 @@ class AdapterRegistry:
             Stream(CodexAdapter(), _is_codex, CodexAdapter.recognizes),
             Stream(ContinueAdapter(), _is_continue, ContinueAdapter.recognizes),
             Stream(ClaudeCodeAdapter(), _is_claude_code, ClaudeCodeAdapter.recognizes),
-            Stream(OtelGenAiAdapter(), lambda path: False, OtelGenAiAdapter.recognizes, certain=True),
+            Stream(
+                OtelGenAiAdapter(),
+                lambda path: False,
+                OtelGenAiAdapter.recognizes,
+                certain=True,
+                diagnose=console_exporter_hint,
+            ),
         ]
         self.generic = [(g.match, GenericAdapter(g)) for g in generic]
         self._named: dict[str, Adapter] = {s.adapter.name: s.adapter for s in self.streams}
@@ -112,6 +120,14 @@ class AdapterRegistry:
         for stream in self.streams:
             if stream.shape is not None and stream.shape(record):
                 return stream
+        return None
+
+    def diagnose(self, head: bytes) -> tuple[str, str] | None:
+        """The stream a file that is not JSON lines belongs to, and what it is, from its first bytes."""
+        for stream in self.streams:
+            found = stream.diagnose(head) if stream.diagnose is not None else None
+            if found is not None:
+                return stream.adapter.name, found
         return None
 
     def finish(self, interaction: Interaction) -> Interaction:

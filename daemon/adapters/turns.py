@@ -24,7 +24,7 @@ _REVERT = re.compile(
 )
 _CORRECTION = re.compile(
     r"^\s*(?:no|nope|wrong|incorrect|not quite|that'?s not it)\b[\s,.!]"
-    r"|\b(?:that|this|it|which) (?:is|was|'s) (?:not|wrong|incorrect|broken)\b"
+    r"|\b(?:that|this|it|which|you)(?: is| was| are|'s|’s|'re|’re) (?:not|wrong|incorrect|broken)\b"
     r"|\b(?:does(?:n'?t| not)|did(?:n'?t| not)|is(?:n'?t| not)) (?:work|compile|run|build|pass)\w*"
     r"|\bstill (?:fail\w*|broken|not\b|doesn'?t|does not|the same|an? error|crash\w*|wrong)"
     r"|\b(?:you|it) (?:broke|missed|forgot|ignored)\b"
