@@ -340,7 +340,11 @@ def init(ctx: Context, yes: bool, force: bool, as_json: bool) -> None:
         except ConfigExists as exc:  # created meanwhile
             raise Failure(str(exc)) from None
         result["written"] = True
-        click.echo(f"wrote telemetry.paths to {config}; start skilld with `scripts/run` or the service", err=True)
+        click.echo(
+            f"wrote telemetry.paths to {config}: skilld follows these (not its default <home>/telemetry, unless "
+            "listed); start it with `scripts/run` or the service",
+            err=True,
+        )
     else:
         raise Failure("nothing written: confirm, or run `skilld init --yes`")
     if as_json:

@@ -10,18 +10,17 @@ model's output as Continue logged it. Continue renders a prompt in one of two wa
   system text pasted into the last instruction), Alpaca, ChatML, Llama 2/Codestral, Llama 3, Zephyr, Gemma, Phind,
   Neural Chat, Anthropic (`Human:`/`Assistant:`), Phi-2, OpenChat, XwinCoder, CodeLlama-70b, LLaVA, Granite.
 
-Inside the person's message, Continue puts attached context before the typed words (files attached with @ as
-`` ```path/to/file `` blocks, one per item) and code selected into the input box as
-`` ```ext path (first-last) `` blocks where it was placed. Those blocks are context, not the question. Text the
-person pasted into the box stays in the query: it cannot be told from what they typed, and it usually is the
-subject of the question.
+Files and code attached to the person's message are context, not the question (`fences.py`). Text the person
+pasted into the box stays in the query: it cannot be told from what they typed, and it usually is the subject
+of the question.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from dataclasses import dataclass
+
+from daemon.adapters.fences import fence_info, line_numbers, split_attachments
 
 __all__ = ["RenderedPrompt", "clean_completion", "split_prompt"]
 
@@ -123,7 +122,6 @@ _TAG_ROLES = {
     "<thinking>": "thinking",
 }
 _TAGS_START = re.compile(r"<(?:system|user|assistant|tool|thinking)>\n")
-_BLANK_RUN = re.compile(r"\n{3,}")
 # System text rendered in front of the question: by the DeepSeek template (Continue's system message, its
 # default wrapped in tags since March 2025) and by Llama 2 (first turn). Other system text cannot be told from
 # the person's words there.
@@ -200,7 +198,7 @@ def _split_template(prompt: str, template: _Template) -> RenderedPrompt:
         latest = False
         limit = start
     message, system = _strip_system_prefix(message)
-    query, attached = _split_attachments(message)
+    query, attached = split_attachments(message)
     tail = "" if _nothing_after(prompt, end, template) else prompt[end:]
     context = _join(prompt[:start], system, *attached, tail)
     earlier = _count_turns(prompt, template, start)
@@ -251,7 +249,7 @@ def _split_tags(prompt: str) -> RenderedPrompt:
     if not asked:
         return RenderedPrompt(None, prompt.strip(), "tags", ends_with_tool)
     k = asked[-1]
-    query, attached = _split_attachments(contents[k])
+    query, attached = split_attachments(contents[k])
     before = "\n".join(lines[: starts[k]]) + "\n" if starts[k] else ""
     after = "\n".join(lines[bounds[k + 1] :]) if bounds[k + 1] < len(lines) else ""
     context = _join(before, *attached, after)
@@ -267,7 +265,7 @@ def _tag_lines(lines: list[str]) -> list[int]:
     they are visited.
     """
     text = "\n".join(lines)
-    marked = sorted({*_line_numbers(text, "<", False), *_line_numbers(text, "```", True)})
+    marked = sorted({*line_numbers(text, "<", False), *line_numbers(text, "```", True)})
     found: list[int] = []
     skipped: list[int] = []
     depth = 0
@@ -284,7 +282,7 @@ def _tag_lines(lines: list[str]) -> list[int]:
             else:
                 skipped.append(i)
         else:
-            info = _fence_info(line)
+            info = fence_info(line)
             if info is not None:
                 if info or depth == 0:
                     depth += 1
@@ -301,34 +299,6 @@ def _tag_lines(lines: list[str]) -> list[int]:
                 trust_fences = False
                 k = marked.index(hidden[0]) + 1
     return found
-
-
-def _line_numbers(text: str, marker: str, indented: bool) -> list[int]:
-    """The numbers of the lines of text that start with a marker (after blanks, where `indented`).
-
-    A find loop, not a multiline regex: a regex tries every position of a 20 KB prompt, find jumps.
-    """
-    numbers: list[int] = []
-    line, counted, at = 0, 0, 0
-    while (found := text.find(marker, at)) >= 0:
-        start = text.rfind("\n", 0, found) + 1
-        if start == found or (indented and not text[start:found].strip(" \t")):
-            line += text.count("\n", counted, start)
-            counted = start
-            numbers.append(line)
-        newline = text.find("\n", found)
-        if newline < 0:
-            break
-        at = newline + 1
-    return numbers
-
-
-def _fence_info(line: str) -> str | None:
-    """The info string of a code-fence line ("" for a bare fence), None when the line is no fence."""
-    text = line.strip()
-    if not text.startswith("```"):
-        return None
-    return text.lstrip("`").strip()
 
 
 def _is_tool_output(message: str) -> bool:
@@ -361,84 +331,6 @@ def _system_prefix_length(text: str) -> int:
         if text.startswith(sentence):
             return len(sentence)
     return 0
-
-
-def _split_attachments(message: str) -> tuple[str | None, list[str]]:
-    """The person's own words in a user message, and the attached code blocks taken out of it.
-
-    Attached blocks are files Continue put before the typed words (`` ```path/name.ext ``, an info string that
-    names a file) and code selected into the input box anywhere in it (`` ```ext path (first-last) ``). A
-    message that is nothing but attachments has no words of the person's own: None.
-    """
-    lines = message.split("\n")
-    fences = _line_numbers(message, "```", True)
-    kept: list[str] = []
-    attached: list[str] = []
-    cut = 0  # the first line not yet kept or attached
-    leading = True
-    for i in fences:
-        if i < cut:
-            continue
-        if leading and any(line.strip() for line in lines[cut:i]):
-            leading = False
-        info = _fence_info(lines[i])
-        if info is None or not ((leading and _names_file(info)) or _names_selection(info)):
-            continue
-        end = _attachment_end(lines, i, fences)
-        if end is None:
-            break  # everything after a block that never closes is inside it
-        kept.extend(lines[cut:i])
-        attached.append("\n".join(lines[i : end + 1]))
-        cut = end + 1
-    kept.extend(lines[cut:])
-    query = "\n".join(kept).strip() if attached else message.strip()
-    if attached and query:
-        query = _squeeze_blank_lines(query)
-    return query or None, attached
-
-
-def _names_file(info: str) -> bool:
-    return " " not in info and any(c in info for c in "/\\.")
-
-
-def _names_selection(info: str) -> bool:
-    """Whether a fence's info string is Continue's label for selected code: `py src/app.py (12-30)`."""
-    if not info.endswith(")"):
-        return False
-    at = info.rfind(" (")
-    first, dash, last = info[at + 2 : -1].partition("-")
-    return at > 0 and dash == "-" and first.isdigit() and last.isdigit()
-
-
-def _attachment_end(lines: list[str], opening: int, fences: list[int]) -> int | None:
-    """Line of the fence that closes the attached block opened at `opening`, or None if it never closes.
-
-    Attached files are often Markdown with fences of their own. A fence with an info string always opens a
-    nested block; a bare fence closes one, except that at the outer level a bare fence closes the attachment
-    only when a blank line (or the end) follows, as Continue always writes one there; otherwise it opens.
-    `fences` lists the lines that may be fences, in order.
-    """
-    depth = 1
-    for j in fences[bisect_right(fences, opening) :]:
-        info = _fence_info(lines[j])
-        if info is None:
-            continue
-        if info:
-            depth += 1
-            continue
-        blank_after = j + 1 >= len(lines) or not lines[j + 1].strip()
-        if depth == 1 and not blank_after:
-            depth = 2
-            continue
-        depth -= 1
-        if depth == 0:
-            return j
-    return None
-
-
-def _squeeze_blank_lines(text: str) -> str:
-    # Taking a block out of the middle leaves the blank lines that surrounded it side by side.
-    return _BLANK_RUN.sub("\n\n", text)
 
 
 def _join(*parts: str) -> str:
