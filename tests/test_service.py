@@ -58,7 +58,8 @@ def test_the_api_serves_health_status_search_metrics_and_authorized_feedback(hom
         ],
     )
     with Daemon(home, telemetry) as daemon:
-        wait_for(lambda: daemon.status()["scored"] >= 3, 120, "three scored interactions")
+        # The two chats are scored; the autocomplete is an acceptance signal, never scored.
+        wait_for(lambda: daemon.status()["scored"] >= 2, 120, "two scored interactions")
         url = _api(daemon)
         client = httpx.Client(base_url=url, timeout=30)
         assert client.get("/health").json() == {"status": "ok"}
@@ -96,6 +97,7 @@ def test_the_api_serves_health_status_search_metrics_and_authorized_feedback(hom
 
         completion = client.post("/v1/feedback", json={"rating": "up", "completion_id": "c-42"}, headers=_token(home))
         assert completion.status_code == 200 and completion.json()["interaction"] == "continue:autocomplete:c-42"
+        assert completion.json()["score"] is None and daemon.status()["scored"] == 2  # recorded, not a question
 
         # Bad requests: 4xx with a reason.
         for bad, status, reason in [
