@@ -85,7 +85,7 @@ class Reading:
     fields it contributes to one of those.
     """
 
-    __slots__ = ("_fields", "_linked", "_make", "key", "kind", "links", "source", "timestamp", "type")
+    __slots__ = ("_fields", "_linked", "_make", "identity", "key", "kind", "links", "source", "timestamp", "type")
 
     def __init__(
         self,
@@ -97,9 +97,13 @@ class Reading:
         make: Callable[[], dict[str, Any]] | None = None,
         links: tuple[str, ...] = (),
         linked: Callable[[str], dict[str, Any]] | None = None,
+        identity: str | None = None,
     ) -> None:
         self.source, self.type, self.key, self.kind, self.timestamp = source, type, key, kind, timestamp
         self.links = links
+        # The record's own id where its tool writes one (a Claude Code line's uuid): the same record copied
+        # into another file (a resumed session) folds in once.
+        self.identity = identity
         self._make = make
         self._linked = linked
         self._fields: dict[str, Any] | None = None
@@ -128,8 +132,13 @@ def fold(key: str, readings: Iterable[tuple[str, Reading]], own: Iterable[bool] 
     merged: dict[str, Any] = {"key": key, "event_ids": []}
     owned = iter(own) if own is not None else None
     parts: list[str] = []
+    seen: set[str] = set()
     for event_id, reading in readings:
         is_own = next(owned) if owned is not None else True
+        if reading.identity is not None:
+            if reading.identity in seen:
+                continue
+            seen.add(reading.identity)
         merged["event_ids"].append(event_id)
         if not is_own:
             _merge(merged, parts, reading.fields_for(key, own=False))

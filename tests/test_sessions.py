@@ -222,6 +222,19 @@ def test_a_session_read_across_a_restart_makes_the_same_turns(
         second.close()
 
 
+def test_a_resumed_session_that_copies_earlier_lines_counts_them_once(app: Skilld, telemetry: Path) -> None:
+    lines = claude_session()
+    write_lines(_claude_path(telemetry), lines[:11])
+    app.ingest([telemetry])
+    before = _by_query(app, "claude-code")["add a password length check to the login form"]
+    resumed = telemetry / "projects" / "-home-dev-app" / "0f0e0d0c-0b0a-4909-8807-060504030201.jsonl"
+    write_lines(resumed, [{"type": "summary", "summary": "Login", "leafUuid": "a4"}, *lines[1:11]])
+    app.ingest([telemetry])
+    after = _by_query(app, "claude-code")["add a password length check to the login form"]
+    assert (after["signals"], after["response"]) == (before["signals"], before["response"])
+    assert after["signals"]["tool_calls"] == 2
+
+
 def test_a_dead_lettered_session_line_replayed_joins_its_turn(settings: Settings, telemetry: Path) -> None:
     lines = claude_session()
     write_lines(_claude_path(telemetry), lines)

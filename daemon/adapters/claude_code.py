@@ -83,7 +83,9 @@ class ClaudeCodeAdapter:
             raise AdapterError(f"{self.name}: message: a {line.type} line without a message")
         turn = state.get("turn") if state is not None else None
         if line.type == "assistant":
-            return Reading(self.name, "assistant", turn, None, line.timestamp, lambda: self.answer(line))
+            return Reading(
+                self.name, "assistant", turn, None, line.timestamp, lambda: self.answer(line), identity=line.uuid
+            )
         results = _blocks(line.message.content, "tool_result")
         raw = _text(line.message.content)
         text = _HARNESS.sub("", raw).strip()
@@ -91,7 +93,9 @@ class ClaudeCodeAdapter:
         inside = line.isMeta or line.isCompactSummary or line.isVisibleInTranscriptOnly or not text
         if line.isSidechain or results or inside or text.startswith(_TOOL_NOISE):
             kind = "tool_result" if results else "meta" if inside else "user"
-            return Reading(self.name, kind, turn, None, line.timestamp, lambda: self.within(line, raw, results))
+            return Reading(
+                self.name, kind, turn, None, line.timestamp, lambda: self.within(line, raw, results), identity=line.uuid
+            )
         if text.startswith(_INTERRUPTED):
             return Reading(
                 self.name, "interrupt", turn, None, line.timestamp, lambda: {SIGNALS: {"open_interrupt": True}}
@@ -117,6 +121,7 @@ class ClaudeCodeAdapter:
             lambda: self.prompt(line, query, command.group(1) if command else "!" if bash else None, harness),
             links=(previous,) if previous and kind == "task" else (),
             linked=lambda _key: verdict_fields(query),
+            identity=line.uuid,
         )
 
     def prompt(self, line: ClaudeCodeLine, query: str | None, command: str | None, harness: str) -> dict[str, Any]:
