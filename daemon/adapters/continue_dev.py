@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import AdapterError, Signals, Timestamp, digest, parse
-from daemon.adapters.rendered import clean_completion, split_prompt
+from daemon.adapters.rendered import RenderedPrompt, clean_completion, split_prompt
 from daemon.interaction import SIGNALS, FileState, Reading
 
 CHAT = frozenset({"chatInteraction", "chatFeedback"})
@@ -61,20 +61,21 @@ class ContinueAdapter:
         if not event:
             raise AdapterError("continue: eventName: missing, and the file name does not say it")
         if event in CHAT:
-            rendered = split_prompt(r.prompt or r.query or "")
+            prompt = r.prompt or r.query or ""
+            asked = split_prompt(prompt, attachments=False)
             # Every agent round of one question (and the feedback rating it) shares the session, the question
             # and the turns before it; the same question asked again later has more turns before it.
             # Records with no session (older writers, before agent mode) are told apart by their whole context.
-            session = r.sessionId or digest(rendered.context)
-            key = f"continue:chat:{digest(session, rendered.query, rendered.earlier_turns)}"
-            return Reading(self.name, event, key, "chat", r.timestamp, lambda: self.chat(r, rendered))
+            session = r.sessionId or digest(asked.context)
+            key = f"continue:chat:{digest(session, asked.query, asked.earlier_turns)}"
+            return Reading(self.name, event, key, "chat", r.timestamp, lambda: self.chat(r, split_prompt(prompt)))
         kind = SIGNAL_EVENTS.get(event)
         if kind == "autocomplete" and r.completionId:
             key = f"continue:autocomplete:{r.completionId}"
             return Reading(self.name, event, key, kind, r.timestamp, lambda: self.signal(r))
         return Reading(self.name, event, None, kind, r.timestamp)
 
-    def chat(self, r: ContinueRecord, rendered: Any) -> dict[str, Any]:
+    def chat(self, r: ContinueRecord, rendered: RenderedPrompt) -> dict[str, Any]:
         """Interaction fields of one chat round (or the feedback on it)."""
         fields = r.signal_fields()
         response = clean_completion(r.completion) if r.completion else None

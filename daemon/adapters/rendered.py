@@ -144,15 +144,19 @@ _CHUNK_OPEN = "<assistant>\n"
 _CHUNK_JOIN = "\n\n<assistant>\n"
 
 
-def split_prompt(prompt: str) -> RenderedPrompt:
-    """Split a rendered Continue prompt into the person's last question and its context."""
+def split_prompt(prompt: str, attachments: bool = True) -> RenderedPrompt:
+    """Split a rendered Continue prompt into the person's last question and its context.
+
+    Without `attachments`, files attached to the question stay in it: enough to tell questions apart (an
+    interaction's key), and half the work on a prompt full of code.
+    """
     if _TAGS_START.match(prompt):
-        return _split_tags(prompt)
+        return _split_tags(prompt, attachments)
     template = _detect(prompt)
     if template is None:
         query = prompt.strip()
         return RenderedPrompt(query or None, "", "plain", False)
-    return _split_template(prompt, template)
+    return _split_template(prompt, template, attachments)
 
 
 def clean_completion(completion: str) -> str:
@@ -179,7 +183,7 @@ def _ends_with(prompt: str, suffixes: tuple[str, ...]) -> bool:
     return any(prompt.endswith(s) or tail.endswith(s.rstrip()) for s in suffixes)
 
 
-def _split_template(prompt: str, template: _Template) -> RenderedPrompt:
+def _split_template(prompt: str, template: _Template, attachments: bool) -> RenderedPrompt:
     limit = len(prompt)
     ends_with_tool = False
     latest = True
@@ -198,7 +202,7 @@ def _split_template(prompt: str, template: _Template) -> RenderedPrompt:
         latest = False
         limit = start
     message, system = _strip_system_prefix(message)
-    query, attached = split_attachments(message)
+    query, attached = split_attachments(message) if attachments else (message.strip() or None, [])
     tail = "" if _nothing_after(prompt, end, template) else prompt[end:]
     context = _join(prompt[:start], system, *attached, tail)
     earlier = _count_turns(prompt, template, start)
@@ -235,7 +239,7 @@ def _nothing_after(prompt: str, end: int, template: _Template) -> bool:
     return not rest or any(rest == s.strip() for s in template.ends)
 
 
-def _split_tags(prompt: str) -> RenderedPrompt:
+def _split_tags(prompt: str, attachments: bool) -> RenderedPrompt:
     lines = prompt.split("\n")
     starts = _tag_lines(lines)
     bounds = [*starts, len(lines)]
@@ -249,7 +253,7 @@ def _split_tags(prompt: str) -> RenderedPrompt:
     if not asked:
         return RenderedPrompt(None, prompt.strip(), "tags", ends_with_tool)
     k = asked[-1]
-    query, attached = split_attachments(contents[k])
+    query, attached = split_attachments(contents[k]) if attachments else (contents[k].strip() or None, [])
     before = "\n".join(lines[: starts[k]]) + "\n" if starts[k] else ""
     after = "\n".join(lines[bounds[k + 1] :]) if bounds[k + 1] < len(lines) else ""
     context = _join(before, *attached, after)
