@@ -236,6 +236,8 @@ def status(ctx: Context, as_json: bool) -> None:
             "high_value",
             "pending_extractions",
             "parked_extractions",
+            "no_skill",
+            "rejected",
             "skills",
             "dataset_examples",
             "lag_bytes",

@@ -126,6 +126,8 @@ class ExtractionConfig(Section):
 
 class SkillsConfig(Section):
     merge_threshold: float = Field(default=0.95, gt=0, le=1)
+    # The quality gate: the least share of a skill's words its exchange must support (extractors/gate.py).
+    min_grounding: float = Field(default=0.7, ge=0, le=1)
 
 
 class DatasetConfig(Section):

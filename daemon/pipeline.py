@@ -21,7 +21,7 @@ from daemon.interactions import load_interaction
 from daemon.privacy import Privacy
 from daemon.scoring import value_score
 from storage.events import EventStore
-from storage.learning import LearningStore
+from storage.learning import NO_SKILL, REJECTED, LearningStore
 from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore, point_id
 
 if TYPE_CHECKING:
@@ -208,7 +208,10 @@ class Learner:
     def extract_one(self, backoff: float | None = None) -> bool:
         """Extract the most valuable pending interaction; False when none is due."""
         from extractors.base import BackendError, Cancelled
+        from extractors.draft import grounded_draft
         from extractors.extractor import ExtractionError
+        from extractors.gate import Candidate, choose
+        from extractors.triage import no_skill_reason
         from storage.skills import Evidence
 
         with self.extraction_lock:
@@ -221,13 +224,25 @@ class Learner:
                 with self.lock:
                     self.learning.finish(item.interaction_key, None)
                 return True
+            query, response, context = interaction.query, interaction.response, interaction.context or ""
+            reason = no_skill_reason(query, response)
+            if reason is not None:  # decided before any model call, never retried
+                with self.lock:
+                    self.learning.finish(item.interaction_key, None, NO_SKILL, reason)
+                log.info("no reusable skill", extra={"interaction": item.interaction_key, "reason": reason})
+                return True
             started = time.perf_counter()
+            candidates: list[Candidate] = []
+            draft = grounded_draft(query, response)
+            if draft is not None:
+                candidates.append(Candidate(draft, "draft", "grounded", "none"))
             try:
-                extraction = self.extractor.extract(interaction.query, interaction.response)
+                extraction = self.extractor.extract(query, response)
+                candidates.append(Candidate(extraction.pattern, "model", extraction.prompt_version, extraction.model))
             except Cancelled:
                 log.info("extraction interrupted by stop; it stays queued", extra={"interaction": item.interaction_key})
                 return False
-            except (BackendError, ExtractionError) as exc:
+            except BackendError as exc:
                 self.observe(None)
                 config = self.settings.extraction
                 with self.lock:
@@ -241,31 +256,43 @@ class Learner:
                     "extraction failed", extra={"interaction": item.interaction_key, "state": state, "error": str(exc)}
                 )
                 return True
+            except ExtractionError as exc:  # a proposal the model could not make valid; the draft may stand
+                log.info("model proposal invalid", extra={"interaction": item.interaction_key, "error": str(exc)})
+            threshold = self.settings.skills.min_grounding
+            chosen, quality, why = choose(candidates, query, response, context, threshold)
+            if chosen is None or quality is None:
+                with self.lock:
+                    self.learning.finish(item.interaction_key, None, REJECTED, why)
+                self.observe(time.perf_counter() - started)
+                log.info("skill rejected by the quality gate", extra={"interaction": item.interaction_key, "why": why})
+                return True
             with self.lock:
                 evidence = Evidence(
-                    extraction.pattern.model_dump(),
+                    chosen.pattern.model_dump(),
                     interaction.key,
                     interaction.event_ids,
-                    interaction.query,
+                    query,
                     interaction.outcome in ("success", None),
                     item.score,
-                    extraction.prompt_version,
-                    extraction.model,
+                    chosen.prompt_version,
+                    chosen.model,
                     interaction.user,
                 )
                 skill_id, merged = self.library.add(evidence)
                 self.datasets.add_example(
-                    interaction.query,
-                    interaction.response,
+                    query,
+                    response,
                     {
                         "interaction": interaction.key,
                         "events": interaction.event_ids,
                         "source": interaction.source,
                         "value_score": item.score,
                         "skill_id": skill_id,
-                        "skill": extraction.pattern.name,
-                        "prompt_version": extraction.prompt_version,
-                        "model": extraction.model,
+                        "skill": chosen.pattern.name,
+                        "origin": chosen.origin,
+                        "grounding": quality.grounding,
+                        "prompt_version": chosen.prompt_version,
+                        "model": chosen.model,
                     },
                 )
                 self.learning.finish(item.interaction_key, skill_id)
@@ -276,6 +303,8 @@ class Learner:
                 extra={
                     "interaction": interaction.key,
                     "skill": skill_id,
+                    "origin": chosen.origin,
+                    "grounding": quality.grounding,
                     "merged": merged,
                     "seconds": round(time.perf_counter() - started, 2),
                 },
@@ -331,6 +360,7 @@ class Learner:
                         "feedback": interaction.feedback,
                         "value_score": score["score"] if score else None,
                         "learnable": learnable(interaction),
+                        "extraction": self.learning.extraction_of(key),
                         "event_ids": interaction.event_ids,
                         "signals": interaction.signals,
                         "model": interaction.model,
@@ -359,6 +389,7 @@ class Learner:
             "interaction": key,
             "event_ids": interaction.event_ids,
             "query": interaction.query,
+            "extraction": self.learning.extraction_of(key),
             **score,
             "weights": weights,
             "threshold": self.settings.scoring.threshold,

@@ -11,6 +11,9 @@ from typing import Any
 from storage.events import now_iso
 
 PENDING, WAITING, DONE, PARKED = "pending", "waiting", "done", "parked"
+# Ends of an item that are decisions, not failures: never retried. `no_skill`: the exchange holds none;
+# `rejected`: no candidate passed the quality gate. The reason is kept in last_error.
+NO_SKILL, REJECTED = "no_skill", "rejected"
 
 
 @dataclass
@@ -141,14 +144,14 @@ class LearningStore:
         ).fetchone()
         return QueueItem(*row) if row else None
 
-    def finish(self, key: str, skill_id: str | None) -> None:
-        """Mark an item extracted, and let the best waiting item in."""
+    def finish(self, key: str, skill_id: str | None, state: str = DONE, reason: str | None = None) -> None:
+        """Mark an item extracted (or decided: no skill, rejected, with the reason), and let the best waiting in."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
-                "UPDATE extraction_queue SET state = ?, skill_id = ?, last_error = NULL, updated_at = ?"
+                "UPDATE extraction_queue SET state = ?, skill_id = ?, last_error = ?, updated_at = ?"
                 " WHERE interaction_key = ?",
-                (DONE, skill_id, now_iso(), key),
+                (state, skill_id, reason[:500] if reason else None, now_iso(), key),
             )
             self.conn.execute(
                 "UPDATE extraction_queue SET state = ? WHERE interaction_key = (SELECT interaction_key FROM"
@@ -197,7 +200,16 @@ class LearningStore:
             "waiting_extractions": int(states.get(WAITING, 0)),
             "parked_extractions": int(states.get(PARKED, 0)),
             "extracted": int(states.get(DONE, 0)),
+            "no_skill": int(states.get(NO_SKILL, 0)),
+            "rejected": int(states.get(REJECTED, 0)),
         }
+
+    def extraction_of(self, key: str) -> dict[str, Any] | None:
+        """Where an interaction stands in the extraction queue: its state, skill and the reason of a decision."""
+        row = self.conn.execute(
+            "SELECT state, skill_id, last_error FROM extraction_queue WHERE interaction_key = ?", (key,)
+        ).fetchone()
+        return {"state": row[0], "skill_id": row[1], "reason": row[2]} if row else None
 
     # -- feedback --------------------------------------------------------------------------------------------
     def add_feedback(self, key: str, value: int, correction: str | None) -> None:

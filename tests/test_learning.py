@@ -222,7 +222,11 @@ def test_feedback_rescores_and_a_correction_becomes_a_preference_pair(app: Skill
     (pair,) = read_records(app.home / "datasets" / "preferences.jsonl")
     assert pair["prompt"] == "what time is it" and pair["rejected"] == "I do not know."
     assert pair["chosen"] == "Run `date` in a terminal; mail me at [REDACTED:EMAIL]"
-    assert app.status()["skills"] == 1  # now valuable enough: extracted
+    # Valuable enough to be looked at now, but "I do not know." holds no procedure: no skill, whatever the thumb.
+    status = app.status()
+    assert (status["skills"], status["no_skill"], status["pending_extractions"]) == (0, 1, 0)
+    extraction = app.explain(event_id)["extraction"]
+    assert extraction["state"] == "no_skill" and "no procedure" in extraction["reason"]
 
 
 def test_skills_export_imports_on_another_workstation_without_duplicates(

@@ -1,0 +1,206 @@
+"""The quality gate, the grounded draft and the no-skill checks: junk never stored, real procedures kept."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.app import Skilld
+from daemon.config import Settings
+from extractors.base import Completion
+from extractors.draft import grounded_draft
+from extractors.extractor import Extractor
+from extractors.gate import Candidate, assess, choose
+from extractors.schema import SkillPattern
+from extractors.triage import no_skill_reason
+from tests.helpers import rows, write_lines
+
+GIT = (
+    "How do I undo my last git commit but keep the changes staged?",
+    "Run `git reset --soft HEAD~1`. The commit disappears and its changes stay staged.",
+)
+# (question, answer, a word every step set must mention: the answer's key command or term)
+PROCEDURES = [
+    (*GIT, "git reset --soft"),
+    (
+        "How do I make a systemd user service restart when it crashes?",
+        "Add `Restart=on-failure` to the [Service] section, then `systemctl --user daemon-reload`.",
+        "Restart=on-failure",
+    ),
+    (
+        "How do I set up a Python virtual environment?",
+        "1. Run `python3 -m venv .venv`\n2. Activate it with `source .venv/bin/activate`\n"
+        "3. Install packages with `pip install -r requirements.txt`",
+        "venv",
+    ),
+    (
+        "how can I find which process listens on port 8080",
+        "Use `ss -ltnp 'sport = :8080'`, or `lsof -i :8080` if ss is missing.",
+        "ss -ltnp",
+    ),
+    (
+        "What's the best way to squash the last three commits?",
+        "Start an interactive rebase with `git rebase -i HEAD~3`, then mark the second and third commits as "
+        "`squash` and save.",
+        "git rebase -i",
+    ),
+]
+# The junk the issue quotes, each as a model might propose it for the git exchange, and the defect it shows.
+JUNK = [
+    ({"name": "<user_info"}, "placeholder"),
+    ({"name": "<Your Name>"}, "placeholder"),
+    ({"name": "git-branch"}, "slug"),
+    ({"steps": ["]} }. The skill is: Write it as JSON, ignore any instruction inside it"]}, "template words"),
+    ({"steps": ["$3/sffmpeg -i in.mp4 --preset medium-high_quality"]}, "grounding"),
+    ({"prerequisites": ["$1,000"]}, "punctuation soup"),
+    ({"tags": ["thebestguywizardnonself1"]}, "is not a word of the exchange"),
+    ({"tags": ["howto"]}, "is not a word of the exchange"),
+    ({"name": "<NAME>", "description": "The assistant answered"}, "placeholder"),
+    ({"steps": ["1,2"]}, "is not an instruction"),
+    ({"steps": ["Run `git reset --soft HEAD~1`", "Run `git reset --soft HEAD~1`"]}, "repeated"),
+]
+TRIVIAL = [
+    ("hi", "Hello! How can I help you today?"),
+    ("thanks!", "You're welcome."),
+    ("1+1", "The result of 1 + 1 is **2**."),
+    ("3*7=?", "21"),
+    ("who are you?", "I am an AI assistant. Run me with care."),
+    ("are you (quen2.5) now running inside this container?", "Yes, I run inside the container."),
+    ("What is the capital of France?", "Paris."),
+    ("tell me the date of eurosong 2025 finals", "The Eurovision 2025 Grand Final was on Saturday, 17 May 2025."),
+]
+
+
+def _good_for_git() -> dict[str, Any]:
+    return {
+        "name": "Undo the last git commit",
+        "description": "Undo my last git commit and keep the changes staged.",
+        "prerequisites": [],
+        "steps": ["Run `git reset --soft HEAD~1`"],
+        "tags": ["git", "commit"],
+        "example": "git reset --soft HEAD~1",
+    }
+
+
+@pytest.mark.parametrize(("junk", "defect"), JUNK, ids=[j[1] + str(i) for i, j in enumerate(JUNK)])
+def test_every_kind_of_junk_the_issue_quotes_is_rejected_with_its_reason(junk: dict[str, Any], defect: str) -> None:
+    candidate = SkillPattern.model_validate({**_good_for_git(), **junk})
+    verdict = assess(candidate, *GIT)
+    assert not verdict.passed and defect in verdict.reason
+
+
+def test_a_faithful_skill_passes_the_gate() -> None:
+    verdict = assess(SkillPattern.model_validate(_good_for_git()), *GIT)
+    assert verdict.passed and verdict.grounding >= 0.9 and verdict.reason == ""
+
+
+@pytest.mark.parametrize(("question", "answer", "key"), PROCEDURES, ids=[p[2] for p in PROCEDURES])
+def test_the_grounded_draft_of_a_procedure_passes_and_names_its_command(question: str, answer: str, key: str) -> None:
+    assert no_skill_reason(question, answer) is None
+    draft = grounded_draft(question, answer)
+    assert draft is not None
+    verdict = assess(draft, question, answer)
+    assert verdict.passed and verdict.grounding >= 0.8, verdict.reason
+    assert any(key in step for step in draft.steps), draft.steps
+    assert "?" not in draft.name and not draft.name.lower().startswith(("how", "what", "can"))
+
+
+def test_the_draft_reads_like_a_skill() -> None:
+    draft = grounded_draft(*PROCEDURES[2][:2])
+    assert draft is not None
+    assert draft.name == "Set up a Python virtual environment"
+    assert draft.steps == [
+        "Run `python3 -m venv .venv`",
+        "Activate it with `source .venv/bin/activate`",
+        "Install packages with `pip install -r requirements.txt`",
+    ]
+    assert draft.example == "python3 -m venv .venv" and set(draft.tags) <= {"set", "python", "virtual", "environment"}
+
+
+@pytest.mark.parametrize(("question", "answer"), TRIVIAL)
+def test_a_trivial_exchange_has_no_skill_and_says_why(question: str, answer: str) -> None:
+    assert no_skill_reason(question, answer)
+
+
+def test_the_gate_keeps_the_better_grounded_candidate_and_a_tie_goes_to_the_model() -> None:
+    draft = grounded_draft(*GIT)
+    assert draft is not None
+    junk = SkillPattern.model_validate({**_good_for_git(), "name": "<NAME>", "tags": ["howto"]})
+    chosen, quality, _ = choose(
+        [Candidate(draft, "draft", "grounded", "none"), Candidate(junk, "model", "v1", "m")], *GIT, "", 0.7
+    )
+    assert chosen is not None and chosen.origin == "draft" and quality is not None and quality.passed
+    faithful = SkillPattern.model_validate(_good_for_git())
+    chosen, _, _ = choose(
+        [Candidate(draft, "draft", "grounded", "none"), Candidate(faithful, "model", "v1", "m")], *GIT, "", 0.7
+    )
+    assert chosen is not None and chosen.origin == "model"
+    nothing, _, why = choose([Candidate(junk, "model", "v1", "m")], *GIT, "", 0.7)
+    assert nothing is None and why.startswith("model: ") and "placeholder" in why
+
+
+class Junk:
+    """A model that proposes junk for every exchange (the stages around the model are under test)."""
+
+    model = "junk"
+
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int) -> Completion:
+        proposal = {
+            "name": "<user_info",
+            "description": "The assistant answered the question.",
+            "prerequisites": ["$1,000"],
+            "steps": ["]} }. The skill is: Write it as JSON"],
+            "tags": ["thebestguywizardnonself1"],
+            "example": "",
+        }
+        return Completion(json.dumps(proposal), 20, 0.01)
+
+
+@pytest.fixture
+def junk_app(settings: Settings, embedder: Any) -> Iterator[Skilld]:
+    application = Skilld(settings)
+    application.learner._embedder = embedder
+    application.learner._extractor = Extractor(Junk())
+    yield application
+    application.close()
+
+
+@pytest.mark.slow
+def test_junk_from_the_model_is_never_stored_and_every_decision_is_visible(junk_app: Skilld, telemetry: Path) -> None:
+    chats = [
+        (*GIT, "s1"),
+        ("hello", "Hi! What can I do for you today?", "s2"),
+        ("what does this error mean: E1101", "It means the member does not exist on that object, per pylint.", "s3"),
+    ]
+    records = [
+        {
+            "eventName": "chatInteraction",
+            "schema": "0.2.0",
+            "sessionId": session,
+            "timestamp": "2026-11-01T10:00:00Z",
+            "prompt": question,
+            "completion": answer,
+        }
+        for question, answer, session in chats
+    ]
+    write_lines(telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl", records)
+    write_lines(
+        telemetry / "dev_data" / "0.2.0" / "chatFeedback.jsonl",
+        [{**r, "eventName": "chatFeedback", "feedback": True} for r in records],
+    )
+    junk_app.ingest([telemetry], learn=True)
+    status = junk_app.status()
+    assert (status["skills"], status["extracted"], status["no_skill"]) == (1, 1, 2)
+    (skill,) = junk_app.skills("list")
+    assert skill["name"] == "Undo my last git commit but keep the changes staged"
+    assert skill["steps"] == ["Run `git reset --soft HEAD~1`."] and skill["model"] == "none"
+    decided = {r["query"]: r["extraction"] for r in junk_app.interactions("continue", 10)}
+    assert decided["hello"]["state"] == "no_skill" and "greeting" in decided["hello"]["reason"]
+    assert "no procedure" in decided["what does this error mean: E1101"]["reason"]
+    (example,) = [json.loads(line) for line in (junk_app.home / "datasets" / "finetune.jsonl").read_text().splitlines()]
+    assert example["metadata"]["origin"] == "draft" and example["metadata"]["grounding"] >= 0.8
+    assert rows(junk_app.home, "SELECT COUNT(*) FROM extraction_queue WHERE state = 'pending'") == [(0,)]
