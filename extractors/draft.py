@@ -87,9 +87,15 @@ def _instruction(text: str) -> bool:
     return _imperative(text) or bool(_INLINE_CODE.search(text))
 
 
-def _as_step(clause: str) -> str:
-    # A clause that is only a command ("then `systemctl --user daemon-reload`") is an instruction to run it.
-    return f"Run {clause}" if clause.startswith("`") else clause
+def _as_step(clause: str) -> str | None:
+    """A clause as a step: a command alone ("then `systemctl --user daemon-reload`") is an instruction to run
+    it; a lone name in code (`styles.css`: ...) is a label, not a step."""
+    if not clause.startswith("`"):
+        return clause
+    command = _INLINE_CODE.match(clause)
+    if command is None or " " not in command.group(1).strip():
+        return None if command is not None and command.end() >= len(clause.rstrip(".")) else clause
+    return f"Run {clause}"
 
 
 def answer_steps(answer: str) -> list[str]:
@@ -105,7 +111,7 @@ def answer_steps(answer: str) -> list[str]:
                 continue
             masked, spans = _masked(sentence)
             clauses = [_unmasked(c.strip(), spans) for c in re.split(r";\s+|:\s+|,?\s+then\s+", masked)]
-            items += [_as_step(c) for c in clauses if c and _instruction(c)]
+            items += [step for c in clauses if c and _instruction(c) and (step := _as_step(c))]
     if not items:
         items = [f"Run `{_clip(line, 140)}`" for line in _code_lines(answer)[:1]]
     steps: list[str] = []
@@ -140,7 +146,8 @@ def answer_description(answer: str, name: str) -> str:
     """The answer's opening sentence, or what the skill does."""
     prose = _LIST_ITEM.sub(" ", _FENCE.sub(" ", answer))
     for sentence in _sentences(prose):
-        if len(content_words(sentence)) >= 3:  # not "That's it." or "Overall: 1,134 lines."
+        # Not "That's it.", not "Overall: 1,134 lines.", not a question back to the person.
+        if sum(w.isalpha() for w in content_words(sentence)) >= 3 and not sentence.endswith("?"):
             return _clip(sentence, 300)
     return _clip(f"How to {name[:1].lower()}{name[1:]}.", 300)
 
