@@ -115,10 +115,8 @@ class Reading:
             self._fields = self._make() if self._make is not None else {}
         return self._fields
 
-    def fields_for(self, key: str, own: bool) -> dict[str, Any]:
-        """The fields this record contributes to an interaction: its own, or one it is linked to."""
-        if own:
-            return self.fields
+    def linked_fields(self, key: str) -> dict[str, Any]:
+        """The fields this record contributes to an interaction it is linked to (not its own)."""
         return self._linked(key) if self._linked is not None else {}
 
 
@@ -141,7 +139,7 @@ def fold(key: str, readings: Iterable[tuple[str, Reading]], own: Iterable[bool] 
             seen.add(reading.identity)
         merged["event_ids"].append(event_id)
         if not is_own:
-            _merge(merged, parts, reading.fields_for(key, own=False))
+            _merge(merged, parts, reading.linked_fields(key))
             continue
         merged.setdefault("source", reading.source)
         if reading.kind:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from daemon.adapters.base import Adapter
+from daemon.adapters.base import Adapter, SessionAdapter
 from daemon.ingest import Interpreted
 from daemon.interaction import FileState
 from daemon.sources.files import LineReader, fingerprint, open_binary
@@ -67,7 +67,7 @@ def _state_before(
     turn it belongs to.
     """
     stream = adapter or (ingestor.registry.by_name(row.stream) if row.stream else None)
-    if stream is None or not hasattr(stream, "finish"):
+    if not isinstance(stream, SessionAdapter):
         return None
     state: FileState = {}
     reader = LineReader(handle, 0, compressed, ingestor.max_line_bytes)

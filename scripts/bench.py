@@ -29,6 +29,20 @@ def _median(runs: int, measure: Callable[[int], float]) -> tuple[float, list[flo
     return statistics.median(values), values
 
 
+def _ingest_command(home: Path, corpus: Path, env: dict[str, str]) -> tuple[dict[str, Any], float]:
+    """Run the whole `skilld ingest --no-learn --json` command; its report and its seconds, start-up included."""
+    skilld = str(ROOT / ".venv" / "bin" / "skilld")
+    start = time.perf_counter()
+    result = subprocess.run(
+        [skilld, "--home", str(home), "ingest", "--no-learn", "--json", str(corpus)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout), time.perf_counter() - start
+
+
 def bench_ingest(lines: int, runs: int, work: Path) -> dict[str, Any]:
     """Events/s stored from a generated corpus of every format, with redaction on."""
     corpus = work / "telemetry"
@@ -58,25 +72,8 @@ def bench_ingest(lines: int, runs: int, work: Path) -> dict[str, Any]:
         return measure
 
     def command(i: int) -> float:
-        home = work / f"home-cmd-{i}"
-        start = time.perf_counter()
-        result = subprocess.run(
-            [
-                str(ROOT / ".venv" / "bin" / "skilld"),
-                "--home",
-                str(home),
-                "ingest",
-                "--no-learn",
-                "--json",
-                str(corpus),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        elapsed = time.perf_counter() - start
-        return int(json.loads(result.stdout)["events"]) / elapsed
+        report, elapsed = _ingest_command(work / f"home-cmd-{i}", corpus, env)
+        return int(report["events"]) / elapsed
 
     single, single_runs = _median(runs, in_process(1))
     parallel, parallel_runs = _median(runs, in_process(os.cpu_count() or 1))
@@ -104,23 +101,7 @@ def bench_large_lines(count: int, runs: int, work: Path) -> dict[str, Any]:
     env.update(XDG_CONFIG_HOME=str(work / "no-config"))
 
     def command(i: int) -> float:
-        home = work / f"home-large-{i}"
-        start = time.perf_counter()
-        subprocess.run(
-            [
-                str(ROOT / ".venv" / "bin" / "skilld"),
-                "--home",
-                str(home),
-                "ingest",
-                "--no-learn",
-                "--json",
-                str(corpus),
-            ],
-            env=env,
-            capture_output=True,
-            check=True,
-        )
-        return size / 1e6 / (time.perf_counter() - start)
+        return size / 1e6 / _ingest_command(work / f"home-large-{i}", corpus, env)[1]
 
     def parse(i: int) -> float:
         start = time.perf_counter()

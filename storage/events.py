@@ -93,6 +93,7 @@ _INSERT_EVENT = (
     'INSERT OR IGNORE INTO events (id, file_id, "offset", source, type, interaction_key, user_hash, ts, record) '
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_LINK = "INSERT OR IGNORE INTO event_links (event_id, interaction_key) VALUES (?, ?)"
 _FILE_COLUMNS = (
     'id, fingerprint, generation, path, dev, inode, compressed, stream, "offset", tail_hash, tail_len, lines, state'
 )
@@ -211,10 +212,7 @@ class EventStore:
             added = self.conn.total_changes - before
             if batch.links:
                 alive = {row[0] for row in events}
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO event_links (event_id, interaction_key) VALUES (?, ?)",
-                    [link for link in batch.links if link[0] in alive],
-                )
+                self.conn.executemany(_INSERT_LINK, [link for link in batch.links if link[0] in alive])
             if dead_letters:
                 self.conn.executemany(
                     'INSERT OR IGNORE INTO dead_letters (id, file_id, "offset", length, reason, content, created_at) '
@@ -380,9 +378,7 @@ class EventStore:
             alive = self._alive(events)
             self.conn.executemany(_INSERT_EVENT, alive)
             if links and alive:
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO event_links (event_id, interaction_key) VALUES (?, ?)", links
-                )
+                self.conn.executemany(_INSERT_LINK, links)
             self.conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_letter_id,))
 
     def update_dead_letter(self, dead_letter_id: str, reason: str) -> None:

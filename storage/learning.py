@@ -37,7 +37,7 @@ class LearningStore:
     def events_after(self, seq: int, limit: int) -> list[tuple[int, str | None]]:
         """(seq, interaction key) of stored events after a cursor, and of the interactions they are linked to."""
         rows = self.conn.execute(
-            "SELECT seq, interaction_key, id FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            "SELECT seq, interaction_key FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
         ).fetchall()
         if not rows:
             return []
@@ -46,7 +46,7 @@ class LearningStore:
             "WHERE e.seq > ? AND e.seq <= ? ORDER BY e.seq",
             (seq, rows[-1][0]),
         ).fetchall()
-        out: list[tuple[int, str | None]] = [(r[0], r[1]) for r in rows]
+        out: list[tuple[int, str | None]] = list(rows)
         # The linked keys go before the last event, so that the last row still carries the cursor's end.
         return out[:-1] + [(r[0], r[1]) for r in linked] + out[-1:]
 

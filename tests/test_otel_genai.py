@@ -118,7 +118,7 @@ def test_a_line_with_two_traces_keys_the_first_and_links_the_second() -> None:
     )
     assert (linked.model, linked.session, linked.latency_ms) == ("qwen2.5-coder", "conv-b", 1200.0)
     assert linked.event_ids == ["e0"]  # linked evidence, so the second trace is findable and forgettable
-    assert reading.fields_for("otel:" + "3" * 32, own=False) == {}
+    assert reading.linked_fields("otel:" + "3" * 32) == {}
 
 
 def test_an_error_status_is_a_failure_and_a_failed_tool_is_a_signal() -> None:

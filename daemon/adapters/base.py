@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
@@ -28,6 +28,7 @@ class Adapter(Protocol):
         ...
 
 
+@runtime_checkable
 class SessionAdapter(Adapter, Protocol):
     """An adapter whose interactions are decided over a session's lines: it finishes what folding made."""
 

@@ -10,7 +10,7 @@ from pathlib import PurePath
 from typing import Any
 
 from daemon.adapters.aidb import AidbAdapter
-from daemon.adapters.base import Adapter
+from daemon.adapters.base import Adapter, SessionAdapter
 from daemon.adapters.claude_code import ClaudeCodeAdapter
 from daemon.adapters.codex import CodexAdapter
 from daemon.adapters.continue_dev import ContinueAdapter
@@ -133,8 +133,7 @@ class AdapterRegistry:
     def finish(self, interaction: Interaction) -> Interaction:
         """An interaction finished by its source's adapter, where the adapter decides over whole turns."""
         adapter = self._named.get(interaction.source)
-        finish = getattr(adapter, "finish", None)
-        return finish(interaction) if finish is not None else interaction
+        return adapter.finish(interaction) if isinstance(adapter, SessionAdapter) else interaction
 
 
 def unknown_reading(record: dict[str, Any]) -> Reading:
