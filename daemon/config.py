@@ -128,11 +128,16 @@ class SkillsConfig(Section):
     merge_threshold: float = Field(default=0.95, gt=0, le=1)
     # The quality gate: the least share of a skill's words its exchange must support (extractors/gate.py).
     min_grounding: float = Field(default=0.7, ge=0, le=1)
+    # When the model answers "no reusable skill": final (the interaction is no_skill), advisory (the grounded
+    # draft may still pass the gate), auto (final for an endpoint, advisory for the bundled in-process model).
+    model_no_skill: Literal["auto", "final", "advisory"] = "auto"
 
 
 class DatasetConfig(Section):
     dedup_threshold: float = Field(default=0.95, gt=0, le=1)
     validation_fraction: float = Field(default=0.1, ge=0, lt=1)
+    # Context (attached files, earlier turns) a training example keeps, where the answer draws on it.
+    max_context_chars: int = Field(default=2000, ge=0)
 
 
 def _crontab(value: str) -> str:

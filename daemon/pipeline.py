@@ -26,6 +26,7 @@ from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore,
 
 if TYPE_CHECKING:
     from extractors.extractor import Extractor
+    from extractors.gate import Assessment, Candidate
     from storage.datasets import Datasets
     from storage.embeddings import Embedder
     from storage.skills import SkillLibrary
@@ -205,6 +206,11 @@ class Learner:
             return self.learning.score_of(key)
 
     # -- extraction -----------------------------------------------------------------------------------------
+    def model_decides_no_skill(self) -> bool:
+        """Whether the model's "no reusable skill" is final (`skills.model_no_skill`; auto: for an endpoint)."""
+        mode = self.settings.skills.model_no_skill
+        return mode == "final" or (mode == "auto" and bool(self.settings.llm.endpoint))
+
     def extract_one(self, backoff: float | None = None) -> bool:
         """Extract the most valuable pending interaction; False when none is due."""
         from extractors.base import BackendError, Cancelled
@@ -212,7 +218,6 @@ class Learner:
         from extractors.extractor import ExtractionError
         from extractors.gate import Candidate, choose
         from extractors.triage import no_skill_reason
-        from storage.skills import Evidence
 
         with self.extraction_lock:
             with self.lock:
@@ -220,96 +225,125 @@ class Learner:
                 interaction = self.interaction(item.interaction_key) if item else None
             if item is None:
                 return False
+            key = item.interaction_key
             if interaction is None or not interaction.query or not interaction.response:
                 with self.lock:
-                    self.learning.finish(item.interaction_key, None)
+                    self.learning.finish(key, None)
                 return True
             query, response, context = interaction.query, interaction.response, interaction.context or ""
             reason = no_skill_reason(query, response)
             if reason is not None:  # decided before any model call, never retried
-                with self.lock:
-                    self.learning.finish(item.interaction_key, None, NO_SKILL, reason)
-                log.info("no reusable skill", extra={"interaction": item.interaction_key, "reason": reason})
+                self._no_skill(key, reason)
                 return True
             started = time.perf_counter()
             candidates: list[Candidate] = []
             draft = grounded_draft(query, response)
             if draft is not None:
                 candidates.append(Candidate(draft, "draft", "grounded", "none"))
+            model_no_skill: str | None = None
             try:
                 extraction = self.extractor.extract(query, response)
-                candidates.append(Candidate(extraction.pattern, "model", extraction.prompt_version, extraction.model))
+                if extraction.pattern is not None:
+                    candidates.append(
+                        Candidate(extraction.pattern, "model", extraction.prompt_version, extraction.model)
+                    )
+                model_no_skill = extraction.no_skill
             except Cancelled:
-                log.info("extraction interrupted by stop; it stays queued", extra={"interaction": item.interaction_key})
+                log.info("extraction interrupted by stop; it stays queued", extra={"interaction": key})
                 return False
             except BackendError as exc:
                 self.observe(None)
                 config = self.settings.extraction
                 with self.lock:
                     state = self.learning.fail(
-                        item.interaction_key,
-                        str(exc),
-                        config.max_attempts,
-                        config.backoff_seconds if backoff is None else backoff,
+                        key, str(exc), config.max_attempts, config.backoff_seconds if backoff is None else backoff
                     )
-                log.warning(
-                    "extraction failed", extra={"interaction": item.interaction_key, "state": state, "error": str(exc)}
-                )
+                log.warning("extraction failed", extra={"interaction": key, "state": state, "error": str(exc)})
                 return True
             except ExtractionError as exc:  # a proposal the model could not make valid; the draft may stand
-                log.info("model proposal invalid", extra={"interaction": item.interaction_key, "error": str(exc)})
-            threshold = self.settings.skills.min_grounding
-            chosen, quality, why = choose(candidates, query, response, context, threshold)
-            if chosen is None or quality is None:
-                with self.lock:
-                    self.learning.finish(item.interaction_key, None, REJECTED, why)
+                log.info("model proposal invalid", extra={"interaction": key, "error": str(exc)})
+            if model_no_skill is not None and self.model_decides_no_skill():
+                self._no_skill(key, f"the model: {model_no_skill}")
                 self.observe(time.perf_counter() - started)
-                log.info("skill rejected by the quality gate", extra={"interaction": item.interaction_key, "why": why})
                 return True
-            with self.lock:
-                evidence = Evidence(
-                    chosen.pattern.model_dump(),
-                    interaction.key,
-                    interaction.event_ids,
-                    query,
-                    interaction.outcome in ("success", None),
-                    item.score,
-                    chosen.prompt_version,
-                    chosen.model,
-                    interaction.user,
-                )
-                skill_id, merged = self.library.add(evidence)
-                self.datasets.add_example(
-                    query,
-                    response,
-                    {
-                        "interaction": interaction.key,
-                        "events": interaction.event_ids,
-                        "source": interaction.source,
-                        "value_score": item.score,
-                        "skill_id": skill_id,
-                        "skill": chosen.pattern.name,
-                        "origin": chosen.origin,
-                        "grounding": quality.grounding,
-                        "prompt_version": chosen.prompt_version,
-                        "model": chosen.model,
-                    },
-                )
-                self.learning.finish(item.interaction_key, skill_id)
-                self.remember_skill_count()
+            chosen, quality, why = choose(candidates, query, response, context, self.settings.skills.min_grounding)
             self.observe(time.perf_counter() - started)
-            log.info(
-                "skill extracted",
-                extra={
+            if chosen is None or quality is None:
+                if model_no_skill is not None:  # the model said so, and no draft passes the gate either
+                    self._no_skill(key, f"the model: {model_no_skill}")
+                    return True
+                with self.lock:
+                    self.learning.finish(key, None, REJECTED, why)
+                log.info("skill rejected by the quality gate", extra={"interaction": key, "why": why})
+                return True
+            self._store(interaction, item.score, chosen, quality, round(time.perf_counter() - started, 2))
+            return True
+
+    def training_prompt(self, interaction: Interaction) -> str:
+        """The cleaned question of a training record, after the context its answer draws on (bounded)."""
+        from extractors.context import relevant_context, training_prompt
+
+        query, response = interaction.query or "", interaction.response or ""
+        limit = self.settings.dataset.max_context_chars
+        return training_prompt(query, relevant_context(query, response, interaction.context or "", limit))
+
+    def _no_skill(self, key: str, reason: str) -> None:
+        with self.lock:
+            self.learning.finish(key, None, NO_SKILL, reason)
+        log.info("no reusable skill", extra={"interaction": key, "reason": reason})
+
+    def _store(
+        self, interaction: Interaction, score: float, chosen: Candidate, quality: Assessment, seconds: float
+    ) -> None:
+        """Keep a skill that passed the gate, and its cleaned exchange as a fine-tuning example."""
+        from storage.skills import Evidence
+
+        query, response = interaction.query or "", interaction.response or ""
+        figures = quality.figures(chosen.origin)
+        with self.lock:
+            evidence = Evidence(
+                chosen.pattern.model_dump(),
+                interaction.key,
+                interaction.event_ids,
+                query,
+                interaction.outcome in ("success", None),
+                score,
+                chosen.prompt_version,
+                chosen.model,
+                interaction.user,
+                figures,
+            )
+            skill_id, merged = self.library.add(evidence)
+            prompt = self.training_prompt(interaction)
+            self.datasets.add_example(
+                prompt,
+                response,
+                {
                     "interaction": interaction.key,
-                    "skill": skill_id,
-                    "origin": chosen.origin,
-                    "grounding": quality.grounding,
-                    "merged": merged,
-                    "seconds": round(time.perf_counter() - started, 2),
+                    "events": interaction.event_ids,
+                    "source": interaction.source,
+                    "value_score": score,
+                    "skill_id": skill_id,
+                    "skill": chosen.pattern.name,
+                    "quality": figures,
+                    "context_chars": len(prompt) - len(query),
+                    "prompt_version": chosen.prompt_version,
+                    "model": chosen.model,
                 },
             )
-            return True
+            self.learning.finish(interaction.key, skill_id)
+            self.remember_skill_count()
+        log.info(
+            "skill extracted",
+            extra={
+                "interaction": interaction.key,
+                "skill": skill_id,
+                "origin": chosen.origin,
+                "grounding": quality.grounding,
+                "merged": merged,
+                "seconds": seconds,
+            },
+        )
 
     def remember_skill_count(self) -> None:
         """Keep the library's size in SQLite, so status never needs the vector store."""
@@ -404,7 +438,10 @@ class Learner:
             interaction = self.interaction(key)
             if safe and interaction is not None and interaction.query and interaction.response:
                 self.datasets.add_preference(
-                    interaction.query, safe, interaction.response, {"interaction": key, "source": interaction.source}
+                    self.training_prompt(interaction),
+                    safe.strip(),
+                    interaction.response,
+                    {"interaction": key, "source": interaction.source},
                 )
         score = self.rescore(key)
         return {"interaction": key, "feedback": value, "correction": safe is not None, "score": score}

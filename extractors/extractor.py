@@ -1,4 +1,4 @@
-"""Turning one interaction into a SkillPattern: prompt, constrained call, validation, one repair."""
+"""One interaction to a SkillPattern or a no-skill verdict: prompt, constrained call, validation, one repair."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from extractors.base import LLMBackend
 from extractors.prompts import Prompt, load_prompt
-from extractors.schema import SkillPattern, skill_json_schema
+from extractors.schema import NoSkill, SkillPattern, answer_json_schema, parse_answer
 
 
 class ExtractionError(Exception):
@@ -17,14 +17,23 @@ class ExtractionError(Exception):
 
 @dataclass(frozen=True)
 class Extraction:
-    """A validated skill pattern and how it was made."""
+    """A validated answer (a skill pattern, or the model's reason why there is none) and how it was made."""
 
-    pattern: SkillPattern
+    answer: SkillPattern | NoSkill
     prompt_version: str
     model: str
     tokens: int
     seconds: float
     repaired: bool
+
+    @property
+    def pattern(self) -> SkillPattern | None:
+        return self.answer if isinstance(self.answer, SkillPattern) else None
+
+    @property
+    def no_skill(self) -> str | None:
+        """The model's reason when it answered that the exchange holds no reusable skill."""
+        return self.answer.no_skill if isinstance(self.answer, NoSkill) else None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -43,15 +52,15 @@ class Extractor:
         self.prompt = prompt or load_prompt()
         self.max_tokens = max_tokens
         self.max_chars = max_chars
-        self.schema = skill_json_schema()
+        self.schema = answer_json_schema()
 
     def extract(self, query: str, response: str) -> Extraction:
-        """A skill pattern for one interaction; BackendError if the model fails, ExtractionError if its output does."""
+        """The model's answer for one interaction; BackendError if the model fails, ExtractionError if it is invalid."""
         messages = self.prompt.render(query, response, self.max_chars)
         first = self.backend.complete(messages, self.schema, self.max_tokens)
         try:
-            pattern = SkillPattern.model_validate_json(first.text)
-            return Extraction(pattern, self.prompt.version, self.backend.model, first.tokens, first.seconds, False)
+            answer = parse_answer(first.text)
+            return Extraction(answer, self.prompt.version, self.backend.model, first.tokens, first.seconds, False)
         except ValidationError as exc:
             problem = _first_error(exc)
         repair = [
@@ -61,11 +70,11 @@ class Extractor:
         ]
         second = self.backend.complete(repair, self.schema, self.max_tokens)
         try:
-            pattern = SkillPattern.model_validate_json(second.text)
+            answer = parse_answer(second.text)
         except ValidationError as exc:
             raise ExtractionError(f"invalid skill after one repair: {_first_error(exc)}") from None
         return Extraction(
-            pattern,
+            answer,
             self.prompt.version,
             self.backend.model,
             first.tokens + second.tokens,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from extractors.schema import SkillPattern
 from extractors.words import content_words, words
@@ -41,6 +42,8 @@ _TEMPLATE = (
     "<<<",
     ">>>",
 )
+# Raised whenever the gate's rules change, so that an upgrade re-checks what older rules let through.
+GATE_VERSION = 1
 _CODE_SPAN = re.compile(r"`[^`]*`")
 # Below this share of supported words a single part (the steps, say) is invented, whatever the mean says.
 PART_MINIMUM = 0.5
@@ -54,6 +57,7 @@ class Assessment:
     grounding: float
     defects: list[str] = field(default_factory=list)
     threshold: float = 0.7
+    parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -68,6 +72,17 @@ class Assessment:
         if self.grounding < self.threshold:
             problems.insert(0, f"grounding {self.grounding:.2f} below {self.threshold:.2f}")
         return "; ".join(problems)
+
+    def figures(self, origin: str) -> dict[str, Any]:
+        """The quality figures stored with a skill and its training record."""
+        return {
+            "grounding": self.grounding,
+            "parts": self.parts,
+            "threshold": self.threshold,
+            "defects": list(self.defects),
+            "origin": origin,
+            "gate": GATE_VERSION,
+        }
 
 
 def _support(text: str, known: set[str], source: str) -> float:
@@ -130,7 +145,7 @@ def assess(pattern: SkillPattern, question: str, answer: str, context: str = "",
         defects.append(f"step {weak[:30]!r} is not an instruction")
     if " " not in pattern.name.strip() and re.search(r"[-_./]", pattern.name):
         defects.append(f"name {pattern.name!r} is a slug, not a title")
-    return Assessment(round(grounding, 3), defects, threshold)
+    return Assessment(round(grounding, 3), defects, threshold, {k: round(v, 3) for k, v in support.items()})
 
 
 def _word_of(tag: str, known: set[str]) -> bool:

@@ -67,7 +67,8 @@ class LlamaCppBackend:
 
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            order = list(schema.get("properties", {}))
+            branches = [schema, *schema.get("anyOf", [])]
+            order = [name for branch in branches for name in branch.get("properties", {})]
             grammar = json_schema_to_gbnf(key, prop_order=order)
             # The converter's string characters admit raw control characters, which JSON forbids.
             grammar = grammar.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x00-\\x1F\\x7F]')

@@ -1,11 +1,15 @@
-"""The skill pattern an extractor must produce, and its JSON schema (bounded, so small models cannot ramble)."""
+"""What an extractor's model answers, and its JSON schema (bounded, so small models cannot ramble).
+
+The answer is either a skill pattern or an explicit "no reusable skill" with its reason: a greeting, a
+fact, an answer that holds no procedure. The schema is one of the two objects (`anyOf`), so a model under a
+grammar can take either branch and nothing in between.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 TAG_PATTERN = r"^[a-z][a-z0-9+#.-]{1,23}$"
 
@@ -23,8 +27,25 @@ class SkillPattern(BaseModel):
     example: str = Field(default="", max_length=300)
 
 
+class NoSkill(BaseModel):
+    """The model's answer that an exchange holds no reusable skill, and why."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    no_skill: str = Field(min_length=3, max_length=120, description="why the exchange teaches nothing reusable")
+
+
+Answer = SkillPattern | NoSkill
+_ANSWER: TypeAdapter[SkillPattern | NoSkill] = TypeAdapter(Answer)
+
+
+def parse_answer(text: str) -> SkillPattern | NoSkill:
+    """The model's JSON answer as a skill pattern or a no-skill verdict (pydantic ValidationError if neither)."""
+    return _ANSWER.validate_json(text)
+
+
 def skill_json_schema() -> dict[str, Any]:
-    """The JSON schema the model's output is constrained to (every bound explicit, every key required)."""
+    """The JSON schema of one skill pattern (every bound explicit, every key required)."""
     text = {"type": "string"}
     return {
         "type": "object",
@@ -46,6 +67,16 @@ def skill_json_schema() -> dict[str, Any]:
     }
 
 
-def schema_text() -> str:
-    """The schema as compact JSON text."""
-    return json.dumps(skill_json_schema(), separators=(",", ":"))
+def no_skill_json_schema() -> dict[str, Any]:
+    """The JSON schema of the no-skill branch: one reason."""
+    return {
+        "type": "object",
+        "properties": {"no_skill": {"type": "string", "minLength": 3, "maxLength": 120}},
+        "required": ["no_skill"],
+        "additionalProperties": False,
+    }
+
+
+def answer_json_schema() -> dict[str, Any]:
+    """The JSON schema the model's output is constrained to: a skill pattern, or a no-skill verdict."""
+    return {"anyOf": [skill_json_schema(), no_skill_json_schema()]}

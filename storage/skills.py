@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class Evidence:
     prompt_version: str
     model: str
     user: str | None
+    quality: dict[str, Any] = field(default_factory=dict)  # the gate's figures (extractors/gate.py)
 
 
 class SkillLibrary:
@@ -75,6 +76,7 @@ class SkillLibrary:
             "value_score": e.value_score,
             "prompt_version": e.prompt_version,
             "model": e.model,
+            "quality": e.quality,
             "created_at": stamp,
             "last_seen": stamp,
         }
@@ -170,7 +172,7 @@ def merge(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged["usage_count"] = int(current.get("usage_count", 0)) + int(new.get("usage_count", 0))
     if float(new.get("value_score", 0)) > float(current.get("value_score", 0)):
         # The better description: the one extracted from the more valuable interaction.
-        for key in (*PATTERN_FIELDS, "value_score", "prompt_version", "model"):
+        for key in (*PATTERN_FIELDS, "value_score", "prompt_version", "model", "quality"):
             if key in new and key != "tags":
                 merged[key] = new[key]
     return merged

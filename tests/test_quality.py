@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from daemon.app import Skilld
-from daemon.config import Settings
+from daemon.config import ConfigError, Settings, load_settings
 from extractors.base import Completion
+from extractors.context import relevant_context, training_prompt
 from extractors.draft import grounded_draft
 from extractors.extractor import Extractor
 from extractors.gate import Candidate, assess, choose
-from extractors.schema import SkillPattern
+from extractors.schema import NoSkill, SkillPattern, answer_json_schema, parse_answer
 from extractors.triage import no_skill_reason
 from tests.helpers import rows, write_lines
 
@@ -202,5 +204,126 @@ def test_junk_from_the_model_is_never_stored_and_every_decision_is_visible(junk_
     assert decided["hello"]["state"] == "no_skill" and "greeting" in decided["hello"]["reason"]
     assert "no procedure" in decided["what does this error mean: E1101"]["reason"]
     (example,) = [json.loads(line) for line in (junk_app.home / "datasets" / "finetune.jsonl").read_text().splitlines()]
-    assert example["metadata"]["origin"] == "draft" and example["metadata"]["grounding"] >= 0.8
+    quality = example["metadata"]["quality"]
+    assert quality["origin"] == "draft" and quality["grounding"] >= 0.8 and quality["defects"] == []
     assert rows(junk_app.home, "SELECT COUNT(*) FROM extraction_queue WHERE state = 'pending'") == [(0,)]
+
+
+# --- the model's own "no reusable skill" ----------------------------------------------------------------------
+
+
+def test_the_answer_schema_has_an_explicit_no_skill_branch_with_a_reason() -> None:
+    schema = answer_json_schema()
+    branches = [set(branch["required"]) for branch in schema["anyOf"]]
+    assert {"no_skill"} in branches and any("steps" in b for b in branches)
+    assert isinstance(parse_answer('{"no_skill": "a plain fact about Python"}'), NoSkill)
+    assert isinstance(parse_answer(json.dumps(_good_for_git())), SkillPattern)
+    with pytest.raises(ValidationError):
+        parse_answer('{"no_skill": ""}')  # a verdict names its reason
+    with pytest.raises(ValidationError):
+        parse_answer(json.dumps({**_good_for_git(), "no_skill": "both at once"}))
+
+
+class Says:
+    """A model that answers one fixed JSON object."""
+
+    model = "says.gguf"
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int) -> Completion:
+        return Completion(json.dumps(self.answer), 12, 0.01)
+
+
+def _continue_chat(telemetry: Path, chats: list[tuple[str, str, str]]) -> None:
+    records = [
+        {
+            "eventName": "chatInteraction",
+            "schema": "0.2.0",
+            "sessionId": session,
+            "timestamp": "2026-11-01T10:00:00Z",
+            "prompt": question,
+            "completion": answer,
+        }
+        for question, answer, session in chats
+    ]
+    write_lines(telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl", records)
+    write_lines(
+        telemetry / "dev_data" / "0.2.0" / "chatFeedback.jsonl",
+        [{**r, "eventName": "chatFeedback", "feedback": True} for r in records],
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mode", "state"), [("final", "no_skill"), ("advisory", "done"), ("auto", "done")])
+def test_the_models_no_skill_is_final_only_where_configured(
+    mode: str, state: str, home: Path, telemetry: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SKILLD_TELEMETRY__PATHS", f'["{telemetry}"]')
+    monkeypatch.setenv("SKILLD_SKILLS__MODEL_NO_SKILL", mode)
+    application = Skilld(load_settings(home=home))
+    application.learner._embedder = embedder
+    application.learner._extractor = Extractor(Says({"no_skill": "one command, nothing reusable"}))
+    try:
+        _continue_chat(telemetry, [(*GIT, "s1")])
+        application.ingest([telemetry], learn=True)
+        (row,) = application.interactions("continue", 5)
+        assert row["extraction"]["state"] == state
+        if state == "no_skill":  # counted, with the model's reason, and never retried
+            assert row["extraction"]["reason"] == "the model: one command, nothing reusable"
+            assert application.status()["no_skill"] == 1 and application.skills("list") == []
+        else:  # the bundled model's verdict is advice: the grounded draft passed the gate and stands
+            assert [s["name"] for s in application.skills("list")] == [
+                "Undo my last git commit but keep the changes staged"
+            ]
+    finally:
+        application.close()
+
+
+def test_a_bad_model_no_skill_mode_names_the_key_and_the_allowed_values(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SKILLD_SKILLS__MODEL_NO_SKILL", "sometimes")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(home=home)
+    assert "skills.model_no_skill" in str(raised.value) and "'advisory'" in str(raised.value)
+
+
+# --- what a training record keeps of the context --------------------------------------------------------------
+
+ATTACHED = "```src/loader.py\ndef load(path):\n    with open(path) as fh:\n        return json.load(fh)\n```"
+RULES = "<important_rules>\nAlways answer in English and keep it short.\n</important_rules>"
+
+
+def test_the_context_an_answer_draws_on_is_kept_and_the_rest_is_not() -> None:
+    question = "why does this fail with a NameError?"
+    answer = "Your `load` function calls `json.load` but never imports json: add `import json` at the top."
+    kept = relevant_context(question, answer, f"{RULES}\n\n{ATTACHED}", 2000)
+    assert kept == ATTACHED
+    assert training_prompt(question, kept) == f"Context:\n{ATTACHED}\n\n{question}"
+    assert relevant_context(*GIT, f"{RULES}\n\n{ATTACHED}", 2000) == ""  # the answer needs none of it
+    assert len(relevant_context(question, answer, ATTACHED * 40, 300)) <= 300  # bounded
+
+
+@pytest.mark.slow
+def test_a_training_record_is_the_cleaned_question_with_the_context_it_needs(
+    app: Skilld, telemetry: Path, embedder: Any
+) -> None:
+    app.learner._embedder = embedder
+    app.learner._extractor = Extractor(Says({"no_skill": "none"}))
+    question = "why does this fail with a NameError? how do I fix it?"
+    answer = "Your `load` function calls `json.load` but never imports json: add `import json` at the top."
+    prompt = f"<system>\n{RULES}\n\n<user>\n{ATTACHED}\n\n{question}\n\n"
+    _continue_chat(telemetry, [(prompt, answer, "s1")])
+    app.ingest([telemetry], learn=True)
+    (record,) = [json.loads(line) for line in (app.home / "datasets" / "finetune.jsonl").read_text().splitlines()]
+    user, assistant = record["messages"][1]["content"], record["messages"][2]["content"]
+    assert user == f"Context:\n{ATTACHED}\n\n{question}" and assistant == answer
+    assert "important_rules" not in user and "<user>" not in user
+    assert record["metadata"]["context_chars"] == len(user) - len(question)
+    key = app.interactions("continue", 5)[0]["key"]
+    app.feedback(key, -1, "  Add `import json` at the top of src/loader.py.  ")
+    (pair,) = [json.loads(line) for line in (app.home / "datasets" / "preferences.jsonl").read_text().splitlines()]
+    assert (pair["prompt"], pair["rejected"]) == (user, answer)
+    assert pair["chosen"] == "Add `import json` at the top of src/loader.py."
