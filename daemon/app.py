@@ -21,6 +21,7 @@ from daemon.interaction import Interaction
 from daemon.interactions import load_interaction
 from daemon.pipeline import SCORED_CURSOR, SKILL_COUNT, Learner
 from daemon.privacy import Privacy, Redactor, UserHasher
+from daemon.recheck import RETIRED_EXAMPLES, RETIRED_SKILLS
 from daemon.replay import replay_dead_letters
 from daemon.scheduler import Scheduler
 from daemon.service import Notifier
@@ -140,6 +141,10 @@ class Skilld:
             report = status_report(self.store, self.home)
             report.update(self.learner.learning.counts())
             report["skills"] = self.learner.learning.cursor(SKILL_COUNT)
+            report["retired"] = {
+                "skills": self.learner.learning.cursor(RETIRED_SKILLS),
+                "examples": self.learner.learning.cursor(RETIRED_EXAMPLES),
+            }
             report["parked"] = self.learner.learning.parked()
             report["finetune"] = self.finetune_state()
             report["api"] = {
@@ -206,7 +211,9 @@ class Skilld:
         return result
 
     def skills(self, action: str, argument: str | None = None) -> Any:
-        """`skills list|show|export|import|delete`."""
+        """`skills list|show|export|import|delete|recheck`."""
+        if action == "recheck":
+            return self.learner.recheck(force=True)
         library = self.learner.library
         with self.lock:
             if action == "list":
@@ -388,6 +395,10 @@ class Skilld:
 
     def _extract_forever(self) -> None:
         """The extraction stage, beside ingestion: a model call never holds up the tailer."""
+        try:
+            self.learner.recheck_if_upgraded()
+        except Exception:
+            log.exception("the quality re-check failed; it runs again at the next start")
         while not self.stopping.is_set():
             try:
                 if not self.learner.extract_one():

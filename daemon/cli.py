@@ -244,6 +244,12 @@ def status(ctx: Context, as_json: bool) -> None:
         )
         for key in keys:
             click.echo(f"{key:>20}: {r[key]}", err=True)
+        if any(r["retired"].values()):
+            click.echo(
+                f"{'retired':>20}: {r['retired']['skills']} skills, {r['retired']['examples']} training records "
+                "(failed the quality gate on re-check; kept, not served, not trained on)",
+                err=True,
+            )
         for s in r["sources"]:
             click.echo(
                 f"  {s['name']}: {s['files']} files, {s['lines']} lines, {s['events']} events, "
@@ -424,7 +430,7 @@ def feedback(ctx: Context, event_id: str, value: int | None, correction: str | N
 
 @cli.group()
 def skills() -> None:
-    """The skill library: list, show, export, import, delete."""
+    """The skill library: list, show, export, import, delete, recheck."""
 
 
 def _skills(ctx: Context, action: str, argument: str | None) -> Any:
@@ -439,8 +445,11 @@ def skills_list(ctx: Context, as_json: bool) -> None:
 
     def human(rows: list[dict[str, Any]]) -> None:
         for s in rows:
+            grounding = (s.get("quality") or {}).get("grounding")
+            grounded = f", grounding {grounding:.2f}" if isinstance(grounding, float | int) else ""
             click.echo(
-                f"{s['id']}  {s['name']}  evidence {s['evidence_count']}, success {s['success_rate']:.0%}", err=True
+                f"{s['id']}  {s['name']}  evidence {s['evidence_count']}, success {s['success_rate']:.0%}{grounded}",
+                err=True,
             )
         click.echo(f"{len(rows)} skills", err=True)
 
@@ -481,6 +490,24 @@ def skills_import(ctx: Context, file: Path, as_json: bool) -> None:
 def skills_delete(ctx: Context, skill_id: str, as_json: bool) -> None:
     """Delete one skill."""
     emit(_skills(ctx, "delete", skill_id), as_json, _show_json)
+
+
+@skills.command("recheck")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def skills_recheck(ctx: Context, as_json: bool) -> None:
+    """Hold every stored skill and training record to the quality gate; retire (keep, stop serving) failures."""
+
+    def human(r: dict[str, Any]) -> None:
+        for retired in r["reasons"]:
+            click.echo(f"retired {retired['skill']}  {retired['name']}: {retired['reason']}", err=True)
+        click.echo(
+            f"{r['skills_checked']} skills checked, {r['skills_retired']} retired; "
+            f"{r['examples_checked']} training records checked, {r['examples_retired']} retired",
+            err=True,
+        )
+
+    emit(_skills(ctx, "recheck", None), as_json, human)
 
 
 @cli.group()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.interactions import load_interaction
 from daemon.retention import vacuum
-from storage.vectors.base import EXAMPLES, INTERACTIONS, SKILLS, point_id
+from storage.vectors.base import EXAMPLES, INTERACTIONS, RETIRED_SKILLS, SKILLS, point_id
 
 if TYPE_CHECKING:
     from daemon.app import Skilld
@@ -130,6 +130,11 @@ def _forget_derived(app: Skilld, keys: set[str], queries: set[str], user: str) -
         payload.pop("id", None)
         library._put(hit.id, payload)
         updated_skills.append(hit.id)
+    for hit in list(library.retired()):  # never served again, but it still holds their words: it goes whole
+        sources = hit.payload.get("source_interactions", [])
+        if any(k in keys for k in sources) or user in hit.payload.get("source_users", []):
+            vectors.delete(RETIRED_SKILLS, [hit.id])
+            deleted_skills.append(hit.id)
     datasets = app.home / "datasets"
     removed = _rewrite_without(datasets / "finetune.jsonl", keys) if keys else 0
     preferences = _rewrite_without(datasets / "preferences.jsonl", keys) if keys else 0

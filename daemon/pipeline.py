@@ -347,14 +347,38 @@ class Learner:
 
     def remember_skill_count(self) -> None:
         """Keep the library's size in SQLite, so status never needs the vector store."""
-        count = self.library.count()
-        with self.store.conn:
-            self.store.conn.execute(
-                "INSERT OR REPLACE INTO pipeline_state (name, value) VALUES (?, ?)", (SKILL_COUNT, count)
-            )
+        self.learning.remember(SKILL_COUNT, self.library.count())
+
+    def recheck(self, force: bool = False) -> dict[str, Any]:
+        """Hold the stored skills and training records to today's quality gate; retire those that fail."""
+        from daemon.recheck import GATE_CHECKED, RETIRED_EXAMPLES, RETIRED_SKILLS, Recheck
+        from extractors.gate import GATE_VERSION
+
+        with self.extraction_lock, self.lock:
+            summary = Recheck(self, force).run()
+            self.learning.remember(RETIRED_SKILLS, sum(1 for _ in self.library.retired()))
+            self.learning.remember(RETIRED_EXAMPLES, self.datasets.stats()["retired"])
+            self.learning.remember(GATE_CHECKED, GATE_VERSION)
+            self.remember_skill_count()
+        log.info("quality re-check done", extra={k: v for k, v in summary.items() if k != "reasons"})
+        return summary
+
+    def recheck_if_upgraded(self) -> dict[str, Any] | None:
+        """The re-check, once, when what is stored was checked by an older gate (or none): after an upgrade."""
+        from daemon.recheck import GATE_CHECKED
+        from extractors.gate import GATE_VERSION
+
+        if self.learning.cursor(GATE_CHECKED) >= GATE_VERSION:
+            return None
+        stored = self.learning.cursor(SKILL_COUNT) > 0 or (self.settings.home / "datasets" / "finetune.jsonl").exists()
+        if not stored:  # a fresh home: nothing to hold to the gate, and no model to load for it
+            self.learning.remember(GATE_CHECKED, GATE_VERSION)
+            return None
+        return self.recheck()
 
     def run_until_idle(self, backoff: float = 0.0) -> None:
         """Every stage until each item is done or parked (what `skilld ingest` does)."""
+        self.recheck_if_upgraded()
         while self.score_batch():
             pass
         while self.extract_one(backoff=backoff):

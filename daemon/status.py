@@ -24,12 +24,13 @@ def _lag(path: str, dev: int | None, inode: int | None, offset: int, compressed:
 
 
 def dataset_examples(home: Path) -> int:
-    """Records in the fine-tuning dataset."""
+    """Records in the fine-tuning dataset that may be trained on (retired ones left out)."""
     path = home / "datasets" / "finetune.jsonl"
     if not path.exists():
         return 0
     with open(path, "rb") as handle:
-        return sum(1 for line in handle if line.strip())
+        # The encoder writes this key with bare quotes; inside a string value its quotes would be escaped.
+        return sum(1 for line in handle if line.strip() and b'"retired": {' not in line)
 
 
 # Continue's acceptance signals: an editor suggestion shown, and whether the person kept it.

@@ -123,6 +123,21 @@ def assess(pattern: SkillPattern, question: str, answer: str, context: str = "",
     unsupported = next((k for k, v in support.items() if v < PART_MINIMUM), None)
     if unsupported is not None:
         defects.append(f"{unsupported} grounding {support[unsupported]:.2f}: mostly words the exchange never used")
+    defects += _form_defects(pattern, source)
+    strangers = [t for t in pattern.tags if not _word_of(t, known)]
+    if strangers:
+        defects.append(f"tag {strangers[0]!r} is not a word of the exchange")
+    return Assessment(round(grounding, 3), defects, threshold, {k: round(v, 3) for k, v in support.items()})
+
+
+def form_defects(pattern: SkillPattern, question: str) -> list[str]:
+    """The defects a skill shows on its own, when the answer it came from is no longer at hand."""
+    return _form_defects(pattern, question.lower())
+
+
+def _form_defects(pattern: SkillPattern, source: str) -> list[str]:
+    """Placeholders, template words, punctuation soup, repetition, non-steps and slugs (`source`: lowercase)."""
+    defects: list[str] = []
     texts = [pattern.name, pattern.description, *pattern.steps, *pattern.prerequisites]
     for text in [*texts, *pattern.tags]:
         placeholder = _PLACEHOLDER.search(text)
@@ -137,15 +152,12 @@ def assess(pattern: SkillPattern, question: str, answer: str, context: str = "",
         defects.append(f"punctuation soup {soup[:30]!r}")
     if _repeats(pattern):
         defects.append("repeated words or steps")
-    strangers = [t for t in pattern.tags if not _word_of(t, known)]
-    if strangers:
-        defects.append(f"tag {strangers[0]!r} is not a word of the exchange")
     weak = next((s for s in pattern.steps if not _instructs(s)), None)
     if weak is not None:
         defects.append(f"step {weak[:30]!r} is not an instruction")
     if " " not in pattern.name.strip() and re.search(r"[-_./]", pattern.name):
         defects.append(f"name {pattern.name!r} is a slug, not a title")
-    return Assessment(round(grounding, 3), defects, threshold, {k: round(v, 3) for k, v in support.items()})
+    return defects
 
 
 def _word_of(tag: str, known: set[str]) -> bool:

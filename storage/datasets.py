@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,22 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def trainable(record: dict[str, Any]) -> bool:
+    """Whether a record may be trained on: not retired by a re-check."""
+    return not record.get("metadata", {}).get("retired")
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    """Replace a file's lines atomically (owner-only, fsynced)."""
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
 class Datasets:
     """`datasets/finetune.jsonl` and `datasets/preferences.jsonl` under the home."""
 
@@ -47,13 +64,17 @@ class Datasets:
         vectors.ensure_collection(EXAMPLES, embedder.dimensions)
 
     def _recently_written(self, path: Path, key: str, window: int = 256 * 1024) -> bool:
-        """Whether one of the last records already is for this interaction (a retry after a crash)."""
+        """Whether one of the last records already is for this interaction (a retry after a crash).
+
+        A retired record does not count: its interaction may be extracted again, and well this time.
+        """
         if not path.exists():
             return False
         with open(path, "rb") as handle:
             handle.seek(max(0, path.stat().st_size - window))
             tail = handle.read().decode("utf-8", "replace")
-        return f'"interaction": {json.dumps(key)}' in tail
+        needle = f'"interaction": {json.dumps(key)}'
+        return any(needle in line and '"retired": {' not in line for line in tail.splitlines())
 
     def add_example(self, query: str, response: str, metadata: dict[str, Any]) -> bool:
         """Append one chat example unless one at or above the dedup similarity exists; return whether added."""
@@ -92,13 +113,43 @@ class Datasets:
             },
         )
 
+    def retire(self, why: Callable[[dict[str, Any]], str | None], gate: int) -> list[str]:
+        """Mark the records `why` gives a reason for as retired (kept, never trained on); their interactions.
+
+        A retired record's dedup vector goes too, so a good example of the same exchange can take its place.
+        """
+        if not self.finetune.exists():
+            return []
+        lines: list[str] = []
+        retired: list[str] = []
+        with open(self.finetune, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                    reason = why(record) if trainable(record) else None
+                except (ValueError, AttributeError, KeyError, TypeError):
+                    reason = None  # a torn line is kept as it is: a re-check never loses data
+                if reason is None:
+                    lines.append(line)
+                    continue
+                key = str(record["metadata"].get("interaction", ""))
+                record["metadata"]["retired"] = {"reason": reason, "at": now_iso(), "gate": gate}
+                lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+                retired.append(key)
+        if retired:
+            _rewrite(self.finetune, lines)
+            self.vectors.delete(EXAMPLES, [point_id("example", key) for key in retired if key])
+        return retired
+
     def stats(self) -> dict[str, Any]:
-        """Sizes of the datasets, by source, with a rough token count."""
-        records = read_records(self.finetune)
+        """Sizes of the datasets, by source, with a rough token count (retired records counted apart)."""
+        every = read_records(self.finetune)
+        records = [r for r in every if trainable(r)]
         sources = Counter(str(r.get("metadata", {}).get("source", "?")) for r in records)
         characters = sum(len(m["content"]) for r in records for m in r["messages"])
         return {
             "examples": len(records),
+            "retired": len(every) - len(records),
             "preferences": len(read_records(self.preferences)),
             "by_source": dict(sources),
             "approx_tokens": characters // 4,
@@ -110,7 +161,7 @@ class Datasets:
         """Write train.jsonl and validation.jsonl (a stable split by interaction) into a directory."""
         out.mkdir(parents=True, exist_ok=True)
         buckets: list[tuple[float, dict[str, Any]]] = []
-        for record in read_records(self.finetune):
+        for record in filter(trainable, read_records(self.finetune)):
             key = str(record.get("metadata", {}).get("interaction", json.dumps(record["messages"])))
             buckets.append(
                 (int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") / 2**32, record)

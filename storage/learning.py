@@ -34,6 +34,11 @@ class LearningStore:
         row = self.conn.execute("SELECT value FROM pipeline_state WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
 
+    def remember(self, name: str, value: int) -> None:
+        """Keep one figure of the pipeline's state (a count, a version) in SQLite."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO pipeline_state (name, value) VALUES (?, ?)", (name, value))
+
     def events_after(self, seq: int, limit: int) -> list[tuple[int, str | None]]:
         """(seq, interaction key) of stored events after a cursor, and of the interactions they are linked to."""
         rows = self.conn.execute(
@@ -157,6 +162,15 @@ class LearningStore:
                 "UPDATE extraction_queue SET state = ? WHERE interaction_key = (SELECT interaction_key FROM"
                 " extraction_queue WHERE state = ? ORDER BY score DESC LIMIT 1)",
                 (PENDING, WAITING),
+            )
+
+    def extract_again(self, keys: list[str], reason: str) -> None:
+        """Queue interactions for a fresh extraction (their skill was retired), noting why."""
+        with self.conn:
+            self.conn.executemany(
+                "UPDATE extraction_queue SET state = ?, attempts = 0, next_attempt = 0, skill_id = NULL,"
+                " last_error = ?, updated_at = ? WHERE interaction_key = ?",
+                [(PENDING, reason[:500], now_iso(), key) for key in keys],
             )
 
     def fail(self, key: str, error: str, max_attempts: int, backoff: float) -> str:

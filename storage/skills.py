@@ -11,7 +11,7 @@ from typing import Any
 
 from storage.embeddings import Embedder
 from storage.events import now_iso
-from storage.vectors.base import SKILLS, Hit, VectorPoint, VectorStore, point_id
+from storage.vectors.base import RETIRED_SKILLS, SKILLS, Hit, VectorPoint, VectorStore, point_id
 
 PATTERN_FIELDS = ("name", "description", "prerequisites", "steps", "tags", "example")
 
@@ -46,6 +46,7 @@ class SkillLibrary:
         self.embedder = embedder
         self.merge_threshold = merge_threshold
         vectors.ensure_collection(SKILLS, embedder.dimensions)
+        vectors.ensure_collection(RETIRED_SKILLS, embedder.dimensions)
 
     def add(self, evidence: Evidence) -> tuple[str, bool]:
         """Merge into the nearest skill at or above the merge threshold, else insert; return (id, merged)."""
@@ -90,11 +91,32 @@ class SkillLibrary:
         return [{"id": h.id, "score": round(h.score, 4), **h.payload} for h in hits]
 
     def get(self, skill_id: str) -> dict[str, Any] | None:
-        found = self.vectors.retrieve(SKILLS, [skill_id])
+        """A skill by id, served or retired (a retired one carries `retired`: its reason and when)."""
+        found = self.vectors.retrieve(SKILLS, [skill_id]) or self.vectors.retrieve(RETIRED_SKILLS, [skill_id])
         return {"id": found[0].id, **found[0].payload} if found else None
 
     def all(self) -> Iterator[Hit]:
         return self.vectors.scroll(SKILLS)
+
+    def retired(self) -> Iterator[Hit]:
+        return self.vectors.scroll(RETIRED_SKILLS)
+
+    def retire(self, skill_id: str, reason: str, gate: int) -> bool:
+        """Move a skill out of service, kept with the reason; False if it is not a served skill."""
+        found = self.vectors.retrieve(SKILLS, [skill_id], with_vectors=True)
+        if not found or found[0].vector is None:
+            return False
+        payload = {**found[0].payload, "retired": {"reason": reason, "at": now_iso(), "gate": gate}}
+        self.vectors.upsert(RETIRED_SKILLS, [VectorPoint(skill_id, found[0].vector, payload)])
+        self.vectors.delete(SKILLS, [skill_id])  # after the copy: a crash in between leaves it in both, not lost
+        return True
+
+    def set_quality(self, skill_id: str, quality: dict[str, Any]) -> None:
+        """Record the gate's figures on a served skill (its vector unchanged)."""
+        found = self.vectors.retrieve(SKILLS, [skill_id], with_vectors=True)
+        if found and found[0].vector is not None:
+            payload = {**found[0].payload, "quality": quality}
+            self.vectors.upsert(SKILLS, [VectorPoint(skill_id, found[0].vector, payload)])
 
     def count(self) -> int:
         return self.vectors.count(SKILLS)

@@ -56,7 +56,7 @@ def test_repeated_texts_are_not_embedded_twice(embedder: Embedder) -> None:
 def test_the_bundled_model_extracts_a_schema_valid_skill(llama: LlamaCppBackend, query: str, response: str) -> None:
     extraction = Extractor(llama).extract(query, response)
     assert isinstance(extraction.pattern, SkillPattern)
-    assert extraction.prompt_version == "v1" and extraction.model == bundled_model_path().name
+    assert extraction.prompt_version == "v2" and extraction.model == bundled_model_path().name
     assert 1 <= len(extraction.pattern.steps) <= 5 and extraction.tokens > 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import Settings
-from storage.datasets import read_records
+from storage.datasets import read_records, trainable
 from storage.db import ensure_private_dir
 from storage.models import CANDIDATE, FAILED, REJECTED, ModelRegistry
 
@@ -70,7 +70,7 @@ class FineTuner:
     def _cycle(self, trigger: str, on_progress: Progress | None) -> dict[str, Any]:
         config = self.settings.finetune
         with self.lock:
-            examples = len(read_records(self.settings.home / "datasets" / "finetune.jsonl"))
+            examples = sum(map(trainable, read_records(self.settings.home / "datasets" / "finetune.jsonl")))
         if examples < config.min_examples:
             return {
                 "status": "skipped",

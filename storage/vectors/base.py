@@ -11,6 +11,8 @@ import numpy as np
 
 INTERACTIONS = "interaction-history"
 SKILLS = "skills-patterns"
+# Skills a re-check found below the quality gate: kept with the reason, never served or merged into.
+RETIRED_SKILLS = "skills-retired"
 EXAMPLES = "finetune-examples"
 
 # Payload fields tools filter on, per collection, with their index type.
@@ -25,6 +27,7 @@ PAYLOAD_INDEXES: dict[str, dict[str, IndexType]] = {
         "source_users": "keyword",
     },
     EXAMPLES: {"source": "keyword"},
+    RETIRED_SKILLS: {"source_users": "keyword"},
 }
 # A vector as a list of floats or a numpy row.
 VectorLike = Sequence[float] | np.ndarray[Any, Any]
