@@ -15,6 +15,10 @@ with less than half its words supported is a defect of its own.
 - tag: a tag that is not a word of the exchange (`thebestguywizardnonself1`, `howto#256879`);
 - step: a step that is not an instruction (fewer than two words, no command);
 - name: a slug rather than a title (`git-branch`).
+
+**Coverage** is the share of the answer's commands and code (its inline code spans and the first line of
+each code block, the first five) that the skill's steps or example carry. It does not gate; it breaks the
+tie between candidates grounded alike: of two faithful skills, the one that keeps the answer's commands.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ _TEMPLATE = (
 # Raised whenever the gate's rules change, so that an upgrade re-checks what older rules let through.
 GATE_VERSION = 1
 _CODE_SPAN = re.compile(r"`[^`]*`")
+_FENCED = re.compile(r"```.*?(?:```|$)", re.S)
 # Below this share of supported words a single part (the steps, say) is invented, whatever the mean says.
 PART_MINIMUM = 0.5
 _SYMBOL = re.compile(r"[^\w\s.,:;'\"()/-]")
@@ -58,6 +63,7 @@ class Assessment:
     defects: list[str] = field(default_factory=list)
     threshold: float = 0.7
     parts: dict[str, float] = field(default_factory=dict)
+    coverage: float = 1.0
 
     @property
     def passed(self) -> bool:
@@ -78,6 +84,7 @@ class Assessment:
         return {
             "grounding": self.grounding,
             "parts": self.parts,
+            "coverage": self.coverage,
             "threshold": self.threshold,
             "defects": list(self.defects),
             "origin": origin,
@@ -127,7 +134,22 @@ def assess(pattern: SkillPattern, question: str, answer: str, context: str = "",
     strangers = [t for t in pattern.tags if not _word_of(t, known)]
     if strangers:
         defects.append(f"tag {strangers[0]!r} is not a word of the exchange")
-    return Assessment(round(grounding, 3), defects, threshold, {k: round(v, 3) for k, v in support.items()})
+    parts_support = {k: round(v, 3) for k, v in support.items()}
+    return Assessment(round(grounding, 3), defects, threshold, parts_support, _coverage(pattern, answer))
+
+
+_FIRST_CODE_LINE = re.compile(r"```[^\n]*\n\s*([^\n]+)")
+
+
+def _coverage(pattern: SkillPattern, answer: str) -> float:
+    """The share of the answer's commands and code (the first five) that the skill's steps or example carry."""
+    code = [m.group(0).strip("`").strip() for m in _CODE_SPAN.finditer(_FENCED.sub(" ", answer))]
+    code += [m.group(1).strip() for m in _FIRST_CODE_LINE.finditer(answer)]
+    code = [c for c in dict.fromkeys(code) if len(c) > 2][:5]
+    if not code:
+        return 1.0
+    carried = "\n".join([*pattern.steps, pattern.example])
+    return round(sum(1 for c in code if c in carried) / len(code), 3)
 
 
 def form_defects(pattern: SkillPattern, question: str) -> list[str]:
@@ -195,14 +217,17 @@ class Candidate:
 def choose(
     candidates: list[Candidate], question: str, answer: str, context: str, threshold: float
 ) -> tuple[Candidate | None, Assessment | None, str]:
-    """The best grounded candidate that passes the gate (the model's on a tie), its assessment, and why not.
+    """The best grounded candidate that passes the gate, its assessment, and why not.
 
     The model proposes, the gate compares: a small model's candidate is kept only where it is at least as
-    well grounded as the draft built from the exchange itself. With none passing, the reason names each.
+    well grounded as the draft built from the exchange itself (to two decimals) and keeps as much of the
+    answer's commands (coverage); on a full tie, the model's. With none passing, the reason names each.
     """
     judged = [(c, assess(c.pattern, question, answer, context, threshold)) for c in candidates]
     passing = [(c, a) for c, a in judged if a.passed]
     if not passing:
         return None, None, "; ".join(f"{c.origin}: {a.reason}" for c, a in judged) or "no candidate"
-    chosen, assessment = max(passing, key=lambda pair: (pair[1].grounding, pair[0].origin != "draft"))
+    chosen, assessment = max(
+        passing, key=lambda pair: (round(pair[1].grounding, 2), pair[1].coverage, pair[0].origin != "draft")
+    )
     return chosen, assessment, ""

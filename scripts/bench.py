@@ -264,6 +264,53 @@ def bench_extraction(runs: int) -> dict[str, Any]:
     }
 
 
+def bench_quality(work: Path, endpoint: str | None) -> dict[str, Any]:
+    """The labelled quality corpus through the whole pipeline: what deserves a skill gets one, and reads well."""
+    from daemon.app import Skilld
+    from daemon.config import load_settings
+    from tests.quality_corpus import load_corpus, measure, write_telemetry
+
+    exchanges = load_corpus()
+    name = "endpoint" if endpoint else "bundled"
+    telemetry, home = work / f"quality-telemetry-{name}", work / f"quality-home-{name}"
+    write_telemetry(exchanges, telemetry)
+    os.environ["SKILLD_TELEMETRY__PATHS"] = json.dumps([str(telemetry)])
+    if endpoint:
+        os.environ["SKILLD_LLM__ENDPOINT"] = endpoint
+    try:
+        app = Skilld(load_settings(home=home))
+    finally:
+        os.environ.pop("SKILLD_LLM__ENDPOINT", None)
+    seconds: list[float] = []
+    app.learner.observe = lambda took: seconds.append(took) if took is not None else None
+    started = time.perf_counter()
+    try:
+        app.ingest([telemetry], learn=True)
+        figures = measure(app, exchanges, seconds)
+        figures["model"] = app.learner.extractor.backend.model
+    finally:
+        app.close()
+    figures["wall_s"] = round(time.perf_counter() - started, 1)
+    return figures
+
+
+def _report_quality(name: str, q: dict[str, Any]) -> None:
+    print(
+        f"quality ({name}: {q['model']}; {q['exchanges']} labelled exchanges, {q['deserving']} deserve a skill):\n"
+        f'  precision {q["precision"]}, recall {q["recall"]} of "deserves a skill" ({q["skills_made"]} made; '
+        f"missed {q['missed']}, false {q['false_skills']})\n"
+        f"  grounding mean {q['grounding_mean']}, min {q['grounding_min']}; defect rate {q['defect_rate']}; "
+        f"key term in steps {q['key_term_in_steps']}; paraphrase recall@3 {q['paraphrase_recall_at_3']}\n"
+        f"  winners {q['origins']}; {q['seconds_per_extraction']} s per extraction "
+        f"(max {q['seconds_per_extraction_max']}); whole run {q['wall_s']} s"
+    )
+    for row in q["sample"][:10]:
+        print(f"  - asked: {row['question'][:90]}")
+        print(f"    skill: {row['name']}")
+        for step in row["steps"][:3]:
+            print(f"           {step[:110]}")
+
+
 def bench_memory(work: Path) -> dict[str, Any]:
     """Peak resident memory of `skilld run` once both models are loaded (one interaction extracted)."""
     from tests.helpers import Daemon, wait_for
@@ -387,7 +434,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
     parser.add_argument("--sizes", default="10000,100000", help="skill counts for the search benchmark")
     parser.add_argument(
-        "--only", default="ingest,large,scoring,search,extraction,memory,api,finetune", help="which benchmarks"
+        "--only",
+        default="ingest,large,scoring,search,extraction,quality,memory,api,finetune",
+        help="which benchmarks",
+    )
+    parser.add_argument(
+        "--endpoint",
+        default=os.environ.get("SKILLD_LLM__ENDPOINT"),
+        help="an OpenAI-compatible endpoint `quality` also measures (default: $SKILLD_LLM__ENDPOINT)",
     )
     parser.add_argument("--large-lines", type=int, default=3000, help="Continue chats of 10-20 KB for `large`")
     args = parser.parse_args()
@@ -423,6 +477,12 @@ def main() -> None:
                 f"extraction ({extraction['model']}): constrained {extraction['constrained_tok_per_s']} tok/s, "
                 f"unconstrained {extraction['unconstrained_tok_per_s']} tok/s: ratio {extraction['ratio']}"
             )
+        if "quality" in only:
+            results["quality"] = {"bundled": bench_quality(Path(tmp), None)}
+            _report_quality("bundled model", results["quality"]["bundled"])
+            if args.endpoint:
+                results["quality"]["endpoint"] = bench_quality(Path(tmp), args.endpoint)
+                _report_quality(f"endpoint {args.endpoint}", results["quality"]["endpoint"])
         if "memory" in only:
             memory = results["memory"] = bench_memory(Path(tmp))
             print(f"daemon peak memory with both models loaded: {memory['peak_rss_mb']} MB (target 800)")
