@@ -259,7 +259,8 @@ RULES: tuple[Rule, ...] = (
     Rule("TOKEN", r"(?<=[Bb]earer )[A-Za-z0-9._~+/-]{12,}=*", r"[Bb]earer [A-Za-z0-9._~+/-]{12}"),
     Rule(
         "SECRET",
-        rf"(?<![A-Za-z])((?i:{_SECRET_WORDS})[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED)([^\s\"',;{{}}]{{3,}})",
+        # The value is on the line of its name: "with a password:" before a code block names no secret.
+        rf"(?<![A-Za-z])((?i:{_SECRET_WORDS})[\"']?[ \t]*[:=][ \t]*[\"']?)(?!\[REDACTED)([^\s\"',;{{}}]{{3,}})",
         rf"(?i:{_SECRET_WORDS}){_GAP}[:=]",
         lambda m: m.group(0) if _names_no_secret(m.group(1), m.group(2)) else m.group(1) + placeholder("SECRET"),
     ),

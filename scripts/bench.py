@@ -300,7 +300,9 @@ def _report_quality(name: str, q: dict[str, Any]) -> None:
         f'  precision {q["precision"]}, recall {q["recall"]} of "deserves a skill" ({q["skills_made"]} made; '
         f"missed {q['missed']}, false {q['false_skills']})\n"
         f"  grounding mean {q['grounding_mean']}, min {q['grounding_min']}; defect rate {q['defect_rate']}; "
-        f"key term in steps {q['key_term_in_steps']}; paraphrase recall@3 {q['paraphrase_recall_at_3']}\n"
+        f"key term in steps or example {q['key_term_in_steps_or_example']}\n"
+        f"  paraphrase recall@3 {q['paraphrase_recall_at_3']}, the steps of those found name the key term "
+        f"{q['found_steps_name_key']}\n"
         f"  winners {q['origins']}; {q['seconds_per_extraction']} s per extraction "
         f"(max {q['seconds_per_extraction_max']}); whole run {q['wall_s']} s"
     )

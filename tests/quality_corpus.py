@@ -124,7 +124,7 @@ def measure(app: Skilld, exchanges: list[Exchange], seconds: list[float]) -> dic
         "grounding_min": round(min(groundings), 3) if groundings else None,
         "defect_rate": round(len(defects) / len(given), 3) if given else None,
         "defects": defects,
-        "key_term_in_steps": round(len(mentions) / len(true_positive), 3) if true_positive else None,
+        "key_term_in_steps_or_example": round(len(mentions) / len(true_positive), 3) if true_positive else None,
         "paraphrase_recall_at_3": f"{len(recalled)}/{len(true_positive)}",
         "paraphrase_recall_at_3_rate": round(len(recalled) / len(true_positive), 3) if true_positive else None,
         "found_steps_name_key": f"{len(found_read_well)}/{len(recalled)}",

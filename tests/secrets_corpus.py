@@ -172,6 +172,8 @@ NON_SECRETS: list[str] = [
     "export OPENAI_API_KEY=$OPENAI_API_KEY",
     'api_key = "YOUR_API_KEY"',
     "password: <your password>",
+    # a sentence that introduces a code block: the fence on the next line is no password
+    "2. Create a login role with a password:\n   ```sql\n   CREATE ROLE appuser WITH LOGIN;\n   ```",
     "token: string;",
     "def login(username: str, password: str) -> bool:",
 ]
