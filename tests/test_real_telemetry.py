@@ -176,3 +176,39 @@ def test_only_questions_are_scored_and_queued(real: Skilld) -> None:
     assert not any(key.startswith("claude-code:1af7fc5e") for key in scored)  # /init is a command
     interactions = [real.learner.interaction(key) for key in queued]
     assert queued and all(i is not None and learnable(i) for i in interactions)
+
+
+@pytest.mark.slow
+def test_what_skilld_learns_from_real_files_is_a_skill_or_a_decision_with_its_reason(
+    tmp_path: Path, embedder: Any, llama: Any
+) -> None:
+    from extractors.extractor import Extractor
+    from extractors.gate import assess
+    from extractors.schema import SkillPattern
+    from storage.skills import PATTERN_FIELDS
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("SKILLD_")]:
+            patch.delenv(name)
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+        app = Skilld(load_settings(home=tmp_path / "home"))
+    app.learner._embedder = embedder
+    app.learner._extractor = Extractor(llama)
+    try:
+        app.ingest([REALWORLD], learn=True)
+        decided = {r["query"]: r["extraction"] for r in app.interactions(None, 10_000) if r["extraction"] is not None}
+        # A question of fact and an agent's report of its own edits teach nothing, and say so.
+        date = decided["can you check our chat history and tell me the date of eurosong 2025 finals"]
+        assert date["state"] == "no_skill" and "question of fact" in date["reason"]
+        report = decided["The cooldown should start at the top, not the left"]
+        assert report["state"] == "no_skill" and "reports changes" in report["reason"]
+        (skill,) = app.skills("list")
+        assert skill["name"] == "Count the total lines of js code" and skill["steps"] == ["Run `wc -l *.js`"]
+        for stored in app.skills("list"):  # every stored skill passes the gate against its own exchange
+            interaction = app.interaction(stored["source_interactions"][0])
+            assert interaction is not None
+            pattern = SkillPattern.model_validate({k: stored[k] for k in PATTERN_FIELDS})
+            verdict = assess(pattern, interaction.query or "", interaction.response or "", interaction.context or "")
+            assert verdict.passed, verdict.reason
+    finally:
+        app.close()
