@@ -10,7 +10,6 @@ the event loop keeps answering while a model runs or a long command holds the pi
 # those of functions nested in create_api cannot be resolved from strings.
 import hmac
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -20,6 +19,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from daemon.commands import COMMANDS
+from daemon.commands import run as run_command
 from daemon.control import TOKEN_NAME
 from daemon.metrics import CONTENT_TYPE, Metrics
 
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from daemon.app import Skilld
 
 log = logging.getLogger(__name__)
-
-Command = Callable[[dict[str, Any]], Any]
 
 
 class Rejected(Exception):
@@ -72,7 +71,7 @@ class Readiness(BaseModel):
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def create_api(app: "Skilld", commands: dict[str, Command], metrics: Metrics, token: str) -> FastAPI:
+def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
     """The API over a running daemon.
 
     Reads are open on loopback (and on the unix socket); with `api.host` elsewhere they need the token
@@ -165,12 +164,11 @@ def create_api(app: "Skilld", commands: dict[str, Command], metrics: Metrics, to
 
     @api.post("/v1/commands/{command}", tags=["cli"], dependencies=[Depends(authorized)], summary="A CLI command.")
     def command(command: str, payload: dict[str, Any]) -> Any:
-        handler = commands.get(command)
-        if handler is None:
+        if command not in COMMANDS:
             raise Rejected(f"unknown command {command!r}", 404)
         log.debug("command served", extra={"command": command})
         try:
-            return handler(payload)
+            return run_command(app, command, payload)
         except (LookupError, ValueError, OSError) as exc:  # a request the user can fix: one line back
             raise Rejected(str(exc.args[0]) if exc.args else str(exc)) from None
 
@@ -189,12 +187,7 @@ def _address(app: "Skilld", body: FeedbackRequest) -> str:
                 raise Rejected(f"no Continue completion {body.completion_id!r} seen", 404)
             return key
         assert body.session_id is not None and body.prompt is not None
-        row = app.store.conn.execute(
-            "SELECT interaction_key FROM events WHERE source = 'continue' AND interaction_key LIKE 'continue:chat:%' "
-            "AND json_extract(record, '$.sessionId') = ? AND json_extract(record, '$.prompt') = ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (redact(body.session_id), redact(body.prompt)),
-        ).fetchone()
-    if row is None:
+        chat = app.store.find_continue_chat(redact(body.session_id), redact(body.prompt))
+    if chat is None:
         raise Rejected("no chat with that session_id and prompt seen", 404)
-    return str(row[0])
+    return chat

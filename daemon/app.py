@@ -1,41 +1,35 @@
-"""The composition root: builds skilld's parts from settings, runs one-shot work and the daemon loop."""
+"""The application: skilld's parts built from settings, and the use cases the commands run on them.
+
+The daemon's loop is `daemon/loop.py`, its process wiring `daemon/serve.py`, the commands `daemon/commands.py`.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-import time
-from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from daemon import retention
 from daemon.adapters.registry import AdapterRegistry
-from daemon.config import Settings, apply_settings
+from daemon.config import Settings
 from daemon.finetune.cycle import FineTuner
 from daemon.ingest import Ingestor, IngestReport
 from daemon.interaction import Interaction
 from daemon.interactions import load_interaction
+from daemon.parallel import ingest_in_parallel, share_by_size
 from daemon.pipeline import SCORED_CURSOR, SKILL_COUNT, Learner
 from daemon.privacy import Privacy, Redactor, UserHasher
 from daemon.recheck import RETIRED_EXAMPLES, RETIRED_SKILLS
 from daemon.replay import replay_dead_letters
-from daemon.scheduler import Scheduler
-from daemon.service import Notifier
 from daemon.sources.tailer import Tailer, find_files
-from daemon.sources.watcher import Watcher
-from daemon.status import dataset_examples, status_report
+from daemon.status import status_report
 from storage.db import ensure_private_dir
 from storage.events import EventStore
 from storage.models import ModelRegistry
 
 log = logging.getLogger(__name__)
-
-# A full directory rescan even when the watcher said nothing (missed events, network filesystems).
-RESCAN_SECONDS = 5.0
 
 
 class PathError(Exception):
@@ -46,7 +40,6 @@ class Skilld:
     """skilld's stores and stages, opened on one home directory."""
 
     def __init__(self, settings: Settings) -> None:
-        os.umask(0o077)
         self.settings = settings
         self.home = ensure_private_dir(settings.home)
         self.store = EventStore.open(self.home)
@@ -95,27 +88,8 @@ class Skilld:
         return report
 
     def _ingest_in_parallel(self, groups: list[list[Path]]) -> IngestReport:
-        import multiprocessing
-
-        context = multiprocessing.get_context("fork")
-        children = []
-        for group in groups[1:]:
-            receiver, sender = context.Pipe(duplex=False)
-            child = context.Process(target=_ingest_in_child, args=(self.settings, group, sender), daemon=True)
-            child.start()
-            sender.close()
-            children.append((child, receiver))
-        report = self._ingest_files(groups[0])
-        for child, receiver in children:
-            try:
-                outcome = receiver.recv()
-            except EOFError:
-                outcome = f"ingest worker {child.pid} died"
-            child.join()
-            if isinstance(outcome, str):
-                raise RuntimeError(outcome)
-            report.add(outcome)
-        return report
+        settings = self.settings
+        return ingest_in_parallel(groups, self._ingest_files, lambda files: _ingest_here(settings, files))
 
     def _ingest_files(self, files: list[Path]) -> IngestReport:
         report = IngestReport()
@@ -276,181 +250,11 @@ class Skilld:
         log.info("housekeeping done", extra=result)
         return result
 
-    # -- the daemon ----------------------------------------------------------------------------------------
-    def step(self, scan: bool, notifier: Notifier | None = None) -> int:
-        """One round of the loop: maybe rescan, then read every followed file in bounded batches."""
-        t = self.settings.telemetry
-        while not self.lock.acquire(timeout=1.0):  # a long command holds the store: alive, waiting
-            if self.stopping.is_set():
-                return 0
-            if notifier is not None:
-                notifier.alive()
-        try:
-            if scan:
-                self.tailer.scan(self.settings.telemetry_paths)
-            files = self.tailer.ordered()
-            report = IngestReport()
 
-            def keep_going() -> bool:  # between two committed batches: feed the watchdog, heed a stop
-                if notifier is not None:
-                    notifier.alive()
-                return not self.stopping.is_set()
-
-            lines = self.ingestor.pump(files, t.batch_lines, t.batch_seconds, report, keep_going)
-            for followed in files if not self.stopping.is_set() else []:  # a stopped pump may not be at the end
-                if followed.key in self.tailer.files:
-                    self.tailer.retire(followed)
-        finally:
-            self.lock.release()
-        lines += self.learner.score_batch()
-        if report.events or report.dead_letters:
-            log.info("ingested", extra={"events": report.events, "dead_letters": report.dead_letters})
-        return lines
-
-    def run(
-        self,
-        ready: threading.Event | None = None,
-        reloader: Callable[[], Settings] | None = None,
-        notifier: Notifier | None = None,
-    ) -> None:
-        """Follow the telemetry paths until asked to stop; drain the batch in flight, then return.
-
-        `reloader` reads the configuration again when `reload_requested` is set (SIGHUP); `notifier`
-        tells systemd when skilld is ready, reloading and stopping, and feeds its watchdog.
-        """
-        notifier = notifier or Notifier()
-        for path in self.settings.telemetry_paths:
-            if not path.exists() and path == self.home / "telemetry":
-                ensure_private_dir(path)
-        watcher = self._watcher()
-        if self.models.interrupted():
-            log.warning("a fine-tuning run was interrupted by the last stop; marked failed")
-        scheduler = Scheduler(self.settings, self.finetuner, lambda: dataset_examples(self.home), self.housekeeping)
-        scheduler.start()
-        extraction = threading.Thread(target=self._extract_forever, name="extraction", daemon=True)
-        extraction.start()
-        with self.lock:  # every file known and followed; the backlog is read after READY, batch by batch
-            self.tailer.scan(self.settings.telemetry_paths)
-        last_scan = time.monotonic()
-        self.ready.set()
-        if ready is not None:
-            ready.set()
-        log.info(
-            "skilld running",
-            extra={"home": str(self.home), "telemetry": [str(p) for p in self.settings.telemetry_paths]},
-        )
-        notifier.ready(f"following {len(self.settings.telemetry_paths)} telemetry paths")
-        try:
-            while not self.stopping.is_set():
-                notifier.alive()
-                if self.reload_requested.is_set():
-                    self.reload_requested.clear()
-                    notifier.reloading()
-                    if self._reload(reloader):  # the paths, polling mode or schedules may have changed
-                        scheduler.reschedule()
-                        watcher.stop()
-                        watcher = self._watcher()
-                        last_scan = 0.0
-                    notifier.ready("configuration reloaded")
-                woken = watcher.take()
-                scan = woken or time.monotonic() - last_scan >= RESCAN_SECONDS
-                if scan:
-                    last_scan = time.monotonic()
-                if self.step(scan, notifier) == 0:
-                    watcher.wait(self.settings.telemetry.poll_interval, self.stopping)
-        finally:
-            notifier.stopping()
-            self.ready.clear()
-            self.learner.cancel.set()  # an extraction or evaluation in flight stops between two tokens
-            self.finetuner.cancel()
-            watcher.stop()
-            scheduler.stop()
-            extraction.join(timeout=10)  # a decode stops between two tokens; an HTTP call may not
-            log.info("skilld stopped")
-
-    def _watcher(self) -> Watcher:
-        t = self.settings.telemetry
-        watcher = Watcher(self.settings.telemetry_paths, poll=t.poll, interval=t.poll_interval)
-        watcher.start()
-        return watcher
-
-    def _reload(self, reloader: Callable[[], Settings] | None) -> bool:
-        """Apply a re-read configuration; keep the running one if it is invalid. True if applied."""
-        if reloader is None:
-            return False
-        try:
-            new = reloader()
-        except Exception as exc:  # a bad value, an unreadable or vanished file: never a reason to stop
-            log.error("configuration not reloaded; the running one stays", extra={"error": str(exc)})
-            return False
-        later = apply_settings(self.settings, new)
-        from daemon import logs
-
-        logs.configure(self.settings.logging.level, self.settings.logging.format)
-        if later:
-            log.warning("configuration reloaded; some changes take effect at the next start", extra={"keys": later})
-        else:
-            log.info("configuration reloaded")
-        return True
-
-    def _extract_forever(self) -> None:
-        """The extraction stage, beside ingestion: a model call never holds up the tailer."""
-        try:
-            self.learner.recheck_if_upgraded()
-        except Exception:
-            log.exception("the quality re-check failed; it runs again at the next start")
-        while not self.stopping.is_set():
-            try:
-                if not self.learner.extract_one():
-                    self.stopping.wait(1.0)
-            except Exception:
-                log.exception("extraction stage failed; retrying in 10 s")
-                self.stopping.wait(10.0)
-
-
-# Below this many bytes a second process costs more than it saves.
-PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-
-
-def share_by_size(files: list[Path], workers: int) -> list[list[Path]]:
-    """Split files into at most `workers` groups of similar total size, keeping each group oldest first."""
-    sizes = {path: path.stat().st_size for path in files if path.exists()}
-    if workers <= 1 or len(sizes) < 2 or sum(sizes.values()) < PARALLEL_MIN_BYTES:
-        return [files]
-    groups: list[list[Path]] = [[] for _ in range(min(workers, len(sizes)))]
-    totals = [0] * len(groups)
-    for path in sorted(sizes, key=sizes.__getitem__, reverse=True):
-        smallest = totals.index(min(totals))
-        groups[smallest].append(path)
-        totals[smallest] += sizes[path]
-    order = {path: i for i, path in enumerate(files)}
-    return [sorted(group, key=order.__getitem__) for group in groups]
-
-
-def _die_with_parent() -> None:
+def _ingest_here(settings: Settings, files: list[Path]) -> IngestReport:
+    """Ingest files in a forked child: its own stores (it must not touch the parent's SQLite connection)."""
+    app = Skilld(settings)
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() == 1:
-        os._exit(1)
-
-
-def _ingest_in_child(settings: Settings, files: list[Path], sender: Connection) -> None:
-    # A forked child: it must not touch the parent's SQLite connection, so it opens its own stores,
-    # and it dies with its parent (a killed `skilld ingest` must not leave writers behind).
-    _die_with_parent()
-    try:
-        app = Skilld(settings)
-        try:
-            sender.send(app._ingest_files(files))
-        finally:
-            app.close()
-    except Exception as exc:
-        log.exception("ingest worker failed")
-        sender.send(f"ingest worker failed: {exc}")
+        return app._ingest_files(files)
     finally:
-        sender.close()
+        app.close()

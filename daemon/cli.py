@@ -17,7 +17,7 @@ from daemon import control
 from daemon.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from daemon.app import Skilld
+    pass
 
 # How long a command waits for the home's lock (another command, or a daemon starting) before giving up.
 LOCK_WAIT_SECONDS = 600.0
@@ -48,19 +48,26 @@ class Context:
 
 
 def dispatch(
-    ctx: Context, command: str, payload: dict[str, Any], local: Callable[[Skilld], Any], exclusive: bool = True
+    ctx: Context,
+    name: str,
+    payload: dict[str, Any] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> Any:
-    """Run a command in the daemon if one answers, else here on the stores under the home's lock."""
+    """Run a command in the daemon if one answers, else here on the stores (under the home's lock when the
+    command writes): the same registry entry either way (`daemon/commands.py`)."""
     from daemon.app import PathError, Skilld
+    from daemon.commands import command, run
     from storage.db import ensure_private_dir
 
+    payload = payload or {}
+    exclusive = command(name).exclusive
     settings = ctx.settings
     home = ensure_private_dir(settings.home)
     lock = control.HomeLock(home)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
-            return control.call(home, command, payload)
+            return control.call(home, name, payload)
         except ConnectionError:
             pass
         except control.DaemonError as exc:
@@ -73,13 +80,14 @@ def dispatch(
     try:
         app = Skilld(settings)
         try:
-            return local(app)
+            return run(app, name, payload, progress)
         finally:
             app.close()
     except (PathError, LookupError, ValueError) as exc:
         raise Failure(str(exc.args[0]) if exc.args else str(exc)) from None
     finally:
-        lock.release()
+        if exclusive:
+            lock.release()
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
@@ -88,6 +96,10 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     else:
         human(data)
+
+
+# Shared by every command that has a result to print.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,37 +115,12 @@ def cli(ctx: click.Context, config: Path | None, home: Path | None) -> None:
 @click.pass_obj
 def run(ctx: Context) -> None:
     """Run the daemon in the foreground (what systemd starts)."""
-    from daemon import logs
-    from daemon.app import Skilld
-    from daemon.service import Notifier, handle_signals
-    from storage.db import ensure_private_dir
+    from daemon.serve import ServeError, serve
 
-    settings = ctx.settings
-    logs.configure(settings.logging.level, settings.logging.format)
-    notifier = Notifier()
-    home = ensure_private_dir(settings.home)
-    lock = control.HomeLock(home)
-    if not lock.acquire(blocking=False):
-        try:
-            control.call(home, "ping", timeout=2)
-            raise Failure(f"a skilld daemon already runs on {home} (process {lock.holder()})")
-        except (ConnectionError, OSError):
-            click.echo(f"skilld: waiting for process {lock.holder()} to finish with {home}", err=True)
-            lock.acquire(blocking=True)
     try:
-        app = Skilld(settings)
-        try:
-            with handle_signals(app.stopping, app.reload_requested):
-                server = _serve_api(app, home)
-                try:
-                    app.run(reloader=_reloader(ctx), notifier=notifier)
-                finally:
-                    server.stop()
-        finally:
-            app.close()
-            notifier.close()
-    finally:
-        lock.release()
+        serve(ctx.settings, _reloader(ctx), lambda line: click.echo(f"skilld: {line}", err=True))
+    except ServeError as exc:
+        raise Failure(str(exc)) from None
 
 
 def _reloader(ctx: Context) -> Callable[[], Settings]:
@@ -152,52 +139,10 @@ def _reloader(ctx: Context) -> Callable[[], Settings]:
     return reload
 
 
-def _serve_api(app: Skilld, home: Path) -> control.ApiServer:
-    """Start the API on the unix socket and, when enabled, on api.host:api.port."""
-    from daemon.api import create_api
-    from daemon.metrics import Metrics
-
-    metrics = Metrics(home)
-    app.learner.observe = lambda seconds: (
-        metrics.extraction_failures.inc() if seconds is None else metrics.extraction_seconds.observe(seconds)
-    )
-    config = app.settings.api
-    api = create_api(app, handlers(app), metrics, control.load_token(home))
-    try:
-        server = control.ApiServer(home, api, config.host if config.enabled else None, config.port)
-    except OSError as exc:
-        raise Failure(str(exc)) from None
-    server.start()
-    app.api_url = server.url
-    return server
-
-
-def handlers(app: Skilld) -> dict[str, Callable[[dict[str, Any]], Any]]:
-    """The CLI's commands, as the daemon answers them: the same functions the commands run locally."""
-    return {
-        "ping": lambda payload: {"pid": os.getpid()},
-        "status": lambda payload: app.status(),
-        "ingest": lambda payload: app.ingest([Path(p) for p in payload["paths"]], payload.get("learn", True)).as_dict(),
-        "deadletters.list": lambda payload: app.dead_letters(payload.get("limit")),
-        "search": lambda payload: app.search(payload["query"], payload["limit"]),
-        "interactions": lambda payload: app.interactions(payload.get("source"), payload["limit"]),
-        "explain": lambda payload: app.explain(payload["event_id"]),
-        "feedback": lambda payload: app.feedback(payload["event_id"], payload["value"], payload.get("correction")),
-        "skills": lambda payload: app.skills(payload["action"], payload.get("argument")),
-        "dataset": lambda payload: app.dataset(payload["action"], payload.get("directory")),
-        "finetune": lambda payload: app.finetune(payload.get("trigger", "manual")),
-        "finetune.state": lambda payload: app.finetune_state(),
-        "rollback": lambda payload: app.rollback(),
-        "deadletters.replay": lambda payload: app.replay(),
-        "forget": lambda payload: app.forget(payload["user"]),
-        "housekeeping": lambda payload: app.housekeeping(),
-    }
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--no-learn", is_flag=True, help="Store events only; the daemon scores and extracts them later.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def ingest(ctx: Context, paths: tuple[Path, ...], no_learn: bool, as_json: bool) -> None:
     """Read files or directories to their end once and store their events (idempotent)."""
@@ -205,9 +150,7 @@ def ingest(ctx: Context, paths: tuple[Path, ...], no_learn: bool, as_json: bool)
     for path in absolute:
         if not path.exists():
             raise Failure(f"cannot read {path}: no such file or directory")
-    payload = {"paths": [str(p) for p in absolute], "learn": not no_learn}
-    workers = ctx.settings.telemetry.ingest_workers or os.cpu_count() or 1
-    report = dispatch(ctx, "ingest", payload, lambda app: app.ingest(absolute, not no_learn, workers).as_dict())
+    report = dispatch(ctx, "ingest", {"paths": [str(p) for p in absolute], "learn": not no_learn})
 
     def human(r: dict[str, int]) -> None:
         click.echo(
@@ -221,11 +164,11 @@ def ingest(ctx: Context, paths: tuple[Path, ...], no_learn: bool, as_json: bool)
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def status(ctx: Context, as_json: bool) -> None:
     """Counts and health of every stage, and of every telemetry source."""
-    report = dispatch(ctx, "status", {}, lambda app: app.status(), exclusive=False)
+    report = dispatch(ctx, "status")
 
     def human(r: dict[str, Any]) -> None:
         keys = (
@@ -273,11 +216,11 @@ def deadletters() -> None:
 
 @deadletters.command("list")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def deadletters_list(ctx: Context, limit: int | None, as_json: bool) -> None:
     """Show dead letters, oldest first: file, offset, reason and the redacted start of the line."""
-    letters = dispatch(ctx, "deadletters.list", {"limit": limit}, lambda app: app.dead_letters(limit), exclusive=False)
+    letters = dispatch(ctx, "deadletters.list", {"limit": limit})
 
     def human(rows: list[dict[str, Any]]) -> None:
         for d in rows:
@@ -288,11 +231,11 @@ def deadletters_list(ctx: Context, limit: int | None, as_json: bool) -> None:
 
 
 @deadletters.command("replay")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def deadletters_replay(ctx: Context, as_json: bool) -> None:
     """Read every dead-lettered line again from its file (after a fix); those that now read become events."""
-    counts = dispatch(ctx, "deadletters.replay", {}, lambda app: app.replay())
+    counts = dispatch(ctx, "deadletters.replay")
     emit(counts, as_json, lambda c: click.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c.items()), err=True))
 
 
@@ -303,11 +246,11 @@ def _show_json(data: Any) -> None:
 @cli.command()
 @click.argument("query")
 @click.option("--limit", type=click.IntRange(1, 100), default=5, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def search(ctx: Context, query: str, limit: int, as_json: bool) -> None:
     """Learned skills that match a question, best first."""
-    hits = dispatch(ctx, "search", {"query": query, "limit": limit}, lambda app: app.search(query, limit))
+    hits = dispatch(ctx, "search", {"query": query, "limit": limit})
 
     def human(rows: list[dict[str, Any]]) -> None:
         for hit in rows:
@@ -324,7 +267,7 @@ def search(ctx: Context, query: str, limit: int, as_json: bool) -> None:
 @cli.command()
 @click.option("--yes", "-y", is_flag=True, help="Write the found directories without asking.")
 @click.option("--force", is_flag=True, help="Add them to an existing configuration file (its other keys are kept).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def init(ctx: Context, yes: bool, force: bool, as_json: bool) -> None:
     """Find the telemetry of Continue, Claude Code and Codex CLI here and write it into the configuration."""
@@ -362,12 +305,11 @@ def init(ctx: Context, yes: bool, force: bool, as_json: bool) -> None:
 @cli.command()
 @click.option("--source", help="Only this source (continue, claude-code, codex, otel, ralph, ...).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def interactions(ctx: Context, source: str | None, limit: int, as_json: bool) -> None:
     """What skilld understood of your tools' telemetry: the newest interactions first."""
-    payload = {"source": source, "limit": limit}
-    rows = dispatch(ctx, "interactions", payload, lambda app: app.interactions(source, limit), exclusive=False)
+    rows = dispatch(ctx, "interactions", {"source": source, "limit": limit})
 
     def human(rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -392,11 +334,11 @@ def _line(text: str | None, width: int = 110) -> str:
 
 @cli.command()
 @click.argument("event_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def explain(ctx: Context, event_id: str, as_json: bool) -> None:
     """An event's value score, with its five components and why each has its value."""
-    result = dispatch(ctx, "explain", {"event_id": event_id}, lambda app: app.explain(event_id))
+    result = dispatch(ctx, "explain", {"event_id": event_id})
 
     def human(r: dict[str, Any]) -> None:
         click.echo(f"value score {r['score']:.3f} (threshold {r['threshold']}) for {r['interaction']}", err=True)
@@ -411,14 +353,13 @@ def explain(ctx: Context, event_id: str, as_json: bool) -> None:
 @click.option("--up", "value", flag_value=1, help="The answer was good.")
 @click.option("--down", "value", flag_value=-1, help="The answer was bad.")
 @click.option("--correction", help="What the answer should have been (kept as a preference pair).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def feedback(ctx: Context, event_id: str, value: int | None, correction: str | None, as_json: bool) -> None:
     """Thumbs up or down for an event's interaction; it is scored again at once."""
     if value is None:
         raise Failure("feedback: give --up or --down", 2)
-    payload = {"event_id": event_id, "value": value, "correction": correction}
-    result = dispatch(ctx, "feedback", payload, lambda app: app.feedback(event_id, value, correction, drain=True))
+    result = dispatch(ctx, "feedback", {"event_id": event_id, "value": value, "correction": correction})
     emit(
         result,
         as_json,
@@ -434,11 +375,13 @@ def skills() -> None:
 
 
 def _skills(ctx: Context, action: str, argument: str | None) -> Any:
-    return dispatch(ctx, "skills", {"action": action, "argument": argument}, lambda app: app.skills(action, argument))
+    """One of the `skills.*` commands: its argument is a skill id (show, delete) or a file (export, import)."""
+    key = "file" if action in ("export", "import") else "skill_id"
+    return dispatch(ctx, f"skills.{action}", {key: argument} if argument is not None else {})
 
 
 @skills.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def skills_list(ctx: Context, as_json: bool) -> None:
     """Every learned skill."""
@@ -458,7 +401,7 @@ def skills_list(ctx: Context, as_json: bool) -> None:
 
 @skills.command("show")
 @click.argument("skill_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def skills_show(ctx: Context, skill_id: str, as_json: bool) -> None:
     """One skill with its evidence."""
@@ -467,7 +410,7 @@ def skills_show(ctx: Context, skill_id: str, as_json: bool) -> None:
 
 @skills.command("export")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def skills_export(ctx: Context, file: Path, as_json: bool) -> None:
     """Write every skill to a JSONL file another workstation can import."""
@@ -476,7 +419,7 @@ def skills_export(ctx: Context, file: Path, as_json: bool) -> None:
 
 @skills.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def skills_import(ctx: Context, file: Path, as_json: bool) -> None:
     """Read an export; skills already here gain its evidence instead of being duplicated."""
@@ -485,7 +428,7 @@ def skills_import(ctx: Context, file: Path, as_json: bool) -> None:
 
 @skills.command("delete")
 @click.argument("skill_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def skills_delete(ctx: Context, skill_id: str, as_json: bool) -> None:
     """Delete one skill."""
@@ -493,7 +436,7 @@ def skills_delete(ctx: Context, skill_id: str, as_json: bool) -> None:
 
 
 @skills.command("recheck")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def skills_recheck(ctx: Context, as_json: bool) -> None:
     """Hold every stored skill and training record to the quality gate; retire (keep, stop serving) failures."""
@@ -516,34 +459,32 @@ def dataset() -> None:
 
 
 @dataset.command("stats")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def dataset_stats(ctx: Context, as_json: bool) -> None:
     """Examples, preference pairs, sources and size of the dataset."""
-    emit(dispatch(ctx, "dataset", {"action": "stats"}, lambda app: app.dataset("stats")), as_json, _show_json)
+    emit(dispatch(ctx, "dataset.stats"), as_json, _show_json)
 
 
 @dataset.command("export")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def dataset_export(ctx: Context, directory: Path, as_json: bool) -> None:
     """Write train.jsonl and validation.jsonl (a stable split) into a directory."""
     target = str(directory.absolute())
-    result = dispatch(
-        ctx, "dataset", {"action": "export", "directory": target}, lambda app: app.dataset("export", target)
-    )
+    result = dispatch(ctx, "dataset.export", {"directory": target})
     emit(result, as_json, _show_json)
 
 
 @cli.command()
 @click.option("--now", is_flag=True, help="Run one cycle now and wait for it (else show the model registry).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def finetune(ctx: Context, now: bool, as_json: bool) -> None:
     """Fine-tune the local model on the dataset: train, evaluate, promote or reject, deploy."""
     if not now:
-        state = dispatch(ctx, "finetune.state", {}, lambda app: app.finetune_state(), exclusive=False)
+        state = dispatch(ctx, "finetune.state")
         emit(state, as_json, _show_json)
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -606,7 +547,7 @@ def _finetune_with_progress(ctx: Context, show: Callable[[dict[str, Any]], None]
     try:
         control.call(home, "ping", timeout=5)
     except (ConnectionError, OSError):
-        return dispatch(ctx, "finetune", {}, lambda app: app.finetune("manual", show))
+        return dispatch(ctx, "finetune", {"trigger": "manual"}, progress=show)
     worker = threading.Thread(target=ask_daemon, daemon=True)
     worker.start()
     while worker.is_alive():
@@ -623,11 +564,11 @@ def _finetune_with_progress(ctx: Context, show: Callable[[dict[str, Any]], None]
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def rollback(ctx: Context, as_json: bool) -> None:
     """Return to the previously active fine-tuned version (or the base model), at once."""
-    result = dispatch(ctx, "rollback", {}, lambda app: app.rollback())
+    result = dispatch(ctx, "rollback")
     emit(
         result,
         as_json,
@@ -641,11 +582,11 @@ def rollback(ctx: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--user", "user_id", required=True, help="The user id as the telemetry carries it (it is hashed here).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def forget(ctx: Context, user_id: str, as_json: bool) -> None:
     """Delete everything derived from one user: events, scores, dead letters, skills, dataset records."""
-    result = dispatch(ctx, "forget", {"user": user_id}, lambda app: app.forget(user_id))
+    result = dispatch(ctx, "forget", {"user": user_id})
 
     def human(r: dict[str, Any]) -> None:
         click.echo(
@@ -664,15 +605,16 @@ def forget(ctx: Context, user_id: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def housekeeping(ctx: Context, as_json: bool) -> None:
     """Run the scheduled upkeep now: retention, compression of read telemetry (if managed), vacuum."""
-    emit(dispatch(ctx, "housekeeping", {}, lambda app: app.housekeeping()), as_json, _show_json)
+    emit(dispatch(ctx, "housekeeping"), as_json, _show_json)
 
 
 def main() -> NoReturn:
     """Entry point: run the CLI, turning user-facing failures into one line and an exit status."""
+    os.umask(0o077)  # everything skilld writes is its user's alone
     try:
         cli.main(standalone_mode=False)
     except Failure as exc:

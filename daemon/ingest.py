@@ -18,7 +18,7 @@ from daemon.interaction import OWN_KEY, FileState, Reading, as_utc
 from daemon.privacy import Privacy, unescape_json_text
 from daemon.sources.files import RawLine, open_binary, tail_hash
 from daemon.sources.tailer import FollowedFile, Tailer
-from storage.events import Batch, DeadLetterRow, EventRow, EventStore, FileRow, Progress
+from storage.events import Batch, DeadLetterRow, EventRow, EventStore, FileRow, LinkRow, Progress
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ class IngestReport:
             setattr(self, name, getattr(self, name) + value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Interpreted:
-    """A line read as an event, and the other interactions it informs: (event id, interaction key)."""
+    """A line read as an event, and the other interactions it informs."""
 
     event: EventRow
-    links: list[tuple[str, str]]
+    links: list[LinkRow]
 
 
 def event_id(row: FileRow, line: RawLine) -> str:
@@ -134,7 +134,7 @@ class Ingestor:
         stamp = as_utc(reading.timestamp).isoformat() if reading.timestamp is not None else None
         stored = orjson.dumps(record).decode() if changed else text
         event = EventRow(eid, row.id, line.offset, reading.source, reading.type, key, user, stamp, stored)
-        return Interpreted(event, [(eid, link) for link in reading.links if link != key])
+        return Interpreted(event, [LinkRow(eid, link) for link in reading.links if link != key])
 
     def known_format(self, row: FileRow) -> str | None:
         """What a file that is not JSON lines turns out to be (pretty-printed OpenTelemetry spans), once per file."""

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from daemon.adapters.registry import AdapterRegistry, file_hint
+from daemon.adapters.paths import file_hint
+from daemon.adapters.registry import AdapterRegistry
 from daemon.interaction import Interaction, Reading, fold
 from storage.events import EventStore
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter as Tally  # prometheus_client's Counter is the metric
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,21 +17,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon.pipeline import SKILL_COUNT
 from daemon.status import status_report
+from storage.db import open_read_only
 from storage.events import EventStore
-from storage.learning import LearningStore
+from storage.learning import SKILL_COUNT, LearningStore
+from storage.models import ModelRegistry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-def read_only(database: Path) -> sqlite3.Connection:
-    """A connection that can only read, for observers running beside the writer."""
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    return conn
 
 
 class StoreCollector(Collector):
@@ -50,12 +45,13 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             if self._conn is None:
-                self._conn = read_only(self.home / "skilld.db")
+                self._conn = open_read_only(self.home / "skilld.db")
             yield from self._families(self._conn)
 
     def _families(self, conn: sqlite3.Connection) -> Iterator[Metric]:
         report = status_report(EventStore(conn), self.home)
-        counts = LearningStore(conn).counts()
+        learning = LearningStore(conn)
+        counts = learning.counts()
         sources = report["sources"]
 
         # A gauge: retention and `forget` delete events.
@@ -81,11 +77,7 @@ class StoreCollector(Collector):
         queue.add_metric(["done"], counts["extracted"])
         yield queue
 
-        # One aggregate query: the cumulative bucket counts, the count and the sum, never the scores themselves.
-        counted = ", ".join(f"COALESCE(SUM(score <= {bound}), 0)" for bound in SCORE_BUCKETS)
-        *below, count, total = conn.execute(
-            f"SELECT {counted}, COUNT(*), COALESCE(SUM(score), 0) FROM scores"
-        ).fetchone()
+        below, count, total = learning.score_histogram(SCORE_BUCKETS)
         buckets = [(f"{bound:g}", n) for bound, n in zip(SCORE_BUCKETS, below, strict=True)] + [("+Inf", count)]
         histogram = HistogramMetricFamily("skilld_value_score", "Value scores of scored interactions.")
         histogram.add_metric([], buckets, sum_value=total)
@@ -94,13 +86,12 @@ class StoreCollector(Collector):
             "skilld_high_value_interactions", "Interactions at or above the threshold.", counts["high_value"]
         )
 
-        skills = conn.execute("SELECT value FROM pipeline_state WHERE name = ?", (SKILL_COUNT,)).fetchone()
-        yield GaugeMetricFamily("skilld_skills", "Skill patterns in the library.", int(skills[0]) if skills else 0)
+        yield GaugeMetricFamily("skilld_skills", "Skill patterns in the library.", learning.cursor(SKILL_COUNT))
         yield GaugeMetricFamily(
             "skilld_dataset_examples", "Records in the fine-tuning dataset.", report["dataset_examples"]
         )
 
-        versions = dict(conn.execute("SELECT status, COUNT(*) FROM model_versions GROUP BY status").fetchall())
+        versions = Tally(version["status"] for version in ModelRegistry(conn).versions())
         yield CounterMetricFamily("skilld_finetune_runs", "Fine-tuning runs started.", sum(versions.values()))
         by_status = GaugeMetricFamily("skilld_model_versions", "Fine-tuned versions by status.", labels=["status"])
         for status, count in sorted(versions.items()):

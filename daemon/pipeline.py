@@ -21,7 +21,7 @@ from daemon.interactions import load_interaction
 from daemon.privacy import Privacy
 from daemon.scoring import value_score
 from storage.events import EventStore
-from storage.learning import NO_SKILL, REJECTED, LearningStore
+from storage.learning import LearningStore, QueueState
 from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore, point_id
 
 if TYPE_CHECKING:
@@ -273,7 +273,7 @@ class Learner:
                     self._no_skill(key, f"the model: {model_no_skill}")
                     return True
                 with self.lock:
-                    self.learning.finish(key, None, REJECTED, why)
+                    self.learning.finish(key, None, QueueState.REJECTED, why)
                 log.info("skill rejected by the quality gate", extra={"interaction": key, "why": why})
                 return True
             self._store(interaction, item.score, chosen, quality, round(time.perf_counter() - started, 2))
@@ -289,7 +289,7 @@ class Learner:
 
     def _no_skill(self, key: str, reason: str) -> None:
         with self.lock:
-            self.learning.finish(key, None, NO_SKILL, reason)
+            self.learning.finish(key, None, QueueState.NO_SKILL, reason)
         log.info("no reusable skill", extra={"interaction": key, "reason": reason})
 
     def _store(
@@ -302,16 +302,16 @@ class Learner:
         figures = quality.figures(chosen.origin)
         with self.lock:
             evidence = Evidence(
-                chosen.pattern.model_dump(),
-                interaction.key,
-                interaction.event_ids,
-                query,
-                interaction.outcome in ("success", None),
-                score,
-                chosen.prompt_version,
-                chosen.model,
-                interaction.user,
-                figures,
+                pattern=chosen.pattern.model_dump(),
+                interaction_key=interaction.key,
+                event_ids=interaction.event_ids,
+                query=query,
+                success=interaction.outcome in ("success", None),
+                value_score=score,
+                prompt_version=chosen.prompt_version,
+                model=chosen.model,
+                user=interaction.user,
+                quality=figures,
             )
             skill_id, merged = self.library.add(evidence)
             prompt = self.training_prompt(interaction)
@@ -367,10 +367,11 @@ class Learner:
         """The re-check, once, when what is stored was checked by an older gate (or none): after an upgrade."""
         from daemon.recheck import GATE_CHECKED
         from extractors.gate import GATE_VERSION
+        from storage.datasets import Datasets
 
         if self.learning.cursor(GATE_CHECKED) >= GATE_VERSION:
             return None
-        stored = self.learning.cursor(SKILL_COUNT) > 0 or (self.settings.home / "datasets" / "finetune.jsonl").exists()
+        stored = self.learning.cursor(SKILL_COUNT) > 0 or Datasets.path(self.settings.home).exists()
         if not stored:  # a fresh home: nothing to hold to the gate, and no model to load for it
             self.learning.remember(GATE_CHECKED, GATE_VERSION)
             return None

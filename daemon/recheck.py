@@ -19,7 +19,8 @@ from daemon.adapters.rendered import split_prompt
 from extractors.gate import GATE_VERSION, Assessment, assess, form_defects
 from extractors.schema import SkillPattern
 from extractors.triage import no_skill_reason
-from storage.skills import PATTERN_FIELDS
+from storage.datasets import read_records
+from storage.skills import Skill
 
 if TYPE_CHECKING:
     from daemon.pipeline import Learner
@@ -55,42 +56,37 @@ class Recheck:
         }
 
     def run(self) -> dict[str, Any]:
-        datasets = self.learner.datasets
-        if datasets.finetune.exists():
-            from storage.datasets import read_records
-
-            for record in read_records(datasets.finetune):
-                key = record.get("metadata", {}).get("interaction")
-                if key:
-                    self.recorded[str(key)] = (_question(record), str(record["messages"][2]["content"]))
+        for record in read_records(self.learner.datasets.finetune):
+            key = record.get("metadata", {}).get("interaction")
+            if key:
+                self.recorded[str(key)] = (_question(record), str(record["messages"][2]["content"]))
         self._skills()
         self._examples()
         return self.summary
 
     # -- skills ------------------------------------------------------------------------------------------------
-    def _exchanges(self, payload: dict[str, Any]) -> list[tuple[str, str, str]]:
+    def _exchanges(self, skill: Skill) -> list[tuple[str, str, str]]:
         """The (question, answer, context) of each interaction a skill came from that is still at hand."""
         found: list[tuple[str, str, str]] = []
-        for key in payload.get("source_interactions", []):
-            interaction = self.learner.interaction(str(key))
+        for key in skill.source_interactions:
+            interaction = self.learner.interaction(key)
             if interaction is not None and interaction.query and interaction.response:
                 found.append((interaction.query, interaction.response, interaction.context or ""))
-            elif str(key) in self.recorded:
-                found.append((*self.recorded[str(key)], ""))
+            elif key in self.recorded:
+                found.append((*self.recorded[key], ""))
         return found
 
-    def judge(self, payload: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    def judge(self, skill: Skill) -> tuple[str | None, dict[str, Any]]:
         """Why a stored skill fails today's gate (None when it passes), and its quality figures."""
-        made_by = "draft" if payload.get("model") == "none" else "model"
-        origin = str((payload.get("quality") or {}).get("origin") or made_by)
+        made_by = "draft" if skill.model == "none" else "model"
+        origin = str(skill.quality.get("origin") or made_by)
         try:
-            pattern = SkillPattern.model_validate({k: payload[k] for k in PATTERN_FIELDS if k in payload})
+            pattern = SkillPattern.model_validate(skill.pattern())
         except ValidationError as exc:
             return f"not a valid skill pattern ({exc.errors()[0]['msg']})", {}
-        exchanges = self._exchanges(payload)
+        exchanges = self._exchanges(skill)
         if not exchanges:  # the events are gone and no record holds the answer: judge the skill's own form
-            question = str(payload.get("source_query", ""))
-            defects = form_defects(pattern, question)
+            defects = form_defects(pattern, skill.source_query)
             figures = {"grounding": None, "defects": defects, "origin": origin, "gate": GATE_VERSION}
             return ("; ".join(defects) or None), figures
         for question, answer, _ in exchanges:
@@ -105,25 +101,25 @@ class Recheck:
 
     def _skills(self) -> None:
         library, learning = self.learner.library, self.learner.learning
-        for hit in list(library.all()):
-            if not self.force and (hit.payload.get("quality") or {}).get("gate") == GATE_VERSION:
+        for stored in list(library.all()):
+            skill = stored.skill
+            if not self.force and skill.quality.get("gate") == GATE_VERSION:
                 continue
             self.summary["skills_checked"] += 1
-            reason, figures = self.judge(hit.payload)
+            reason, figures = self.judge(skill)
             if reason is None:
-                library.set_quality(hit.id, figures)
+                library.set_quality(stored.id, figures)
                 continue
-            library.retire(hit.id, reason, GATE_VERSION)
-            keys = [str(k) for k in hit.payload.get("source_interactions", [])]
-            learning.extract_again(keys, f"extracting again: its skill was retired ({reason})")
+            library.retire(stored.id, reason, GATE_VERSION)
+            learning.extract_again(skill.source_interactions, f"extracting again: its skill was retired ({reason})")
             self.summary["skills_retired"] += 1
-            self.summary["reasons"].append({"skill": hit.id, "name": hit.payload.get("name"), "reason": reason})
-            log.info("skill retired by the quality gate", extra={"skill": hit.id, "reason": reason})
+            self.summary["reasons"].append({"skill": stored.id, "name": skill.name, "reason": reason})
+            log.info("skill retired by the quality gate", extra={"skill": stored.id, "reason": reason})
 
     # -- training records -----------------------------------------------------------------------------------
     def _examples(self) -> None:
         library = self.learner.library
-        retired = {h.id: str((h.payload.get("retired") or {}).get("reason", "")) for h in library.retired()}
+        retired = {s.id: str((s.skill.retired or {}).get("reason", "")) for s in library.retired()}
 
         def why(record: dict[str, Any]) -> str | None:
             self.summary["examples_checked"] += 1

@@ -140,15 +140,7 @@ def _compress_one(path: Path, identity: tuple[int | None, int | None], offset: i
 
 def vacuum(store: EventStore, lock: threading.RLock) -> dict[str, Any]:
     """Give deleted pages back to the filesystem and refresh the query planner's statistics."""
-
-    def size() -> int:
-        return int(store.conn.execute("PRAGMA page_count").fetchone()[0]) * int(
-            store.conn.execute("PRAGMA page_size").fetchone()[0]
-        )
-
     with lock:
-        before = size()
-        store.conn.execute("VACUUM")
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        store.conn.execute("PRAGMA optimize")
-        return {"database_bytes_before": before, "database_bytes": size()}
+        before = store.database_bytes()
+        store.vacuum()
+        return {"database_bytes_before": before, "database_bytes": store.database_bytes()}

@@ -6,31 +6,27 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from storage.db import schema_version
-from storage.events import EventStore
+from storage.events import EventStore, FileRow
 
 
-def _lag(path: str, dev: int | None, inode: int | None, offset: int, compressed: bool) -> int:
+def _lag(row: FileRow) -> int:
     """Bytes of a file not read yet (0 for a file gone, replaced, or compressed and read)."""
-    if compressed or dev is None:
+    if row.compressed or row.dev is None:
         return 0
     try:
-        st = os.stat(path)
+        st = os.stat(row.path)
     except OSError:
         return 0
-    if (st.st_dev, st.st_ino) != (dev, inode):
+    if (st.st_dev, st.st_ino) != (row.dev, row.inode):
         return 0
-    return max(0, st.st_size - offset)
+    return max(0, st.st_size - row.offset)
 
 
 def dataset_examples(home: Path) -> int:
     """Records in the fine-tuning dataset that may be trained on (retired ones left out)."""
-    path = home / "datasets" / "finetune.jsonl"
-    if not path.exists():
-        return 0
-    with open(path, "rb") as handle:
-        # The encoder writes this key with bare quotes; inside a string value its quotes would be escaped.
-        return sum(1 for line in handle if line.strip() and b'"retired": {' not in line)
+    from storage.datasets import Datasets  # its files only: no vector store, no model
+
+    return Datasets.count_examples(home)
 
 
 # Continue's acceptance signals: an editor suggestion shown, and whether the person kept it.
@@ -72,31 +68,23 @@ def status_report(store: EventStore, home: Path) -> dict[str, Any]:
             },
         )
 
-    for row in store.grouped('SELECT f.stream, COUNT(*), SUM(f."offset"), SUM(f.lines) FROM files f GROUP BY f.stream'):
-        entry = source(row[0])
-        entry["files"], entry["bytes_read"], entry["lines"] = row[1], row[2] or 0, row[3] or 0
-    for path, dev, inode, offset, compressed, stream in store.grouped(
-        'SELECT path, dev, inode, "offset", compressed, stream FROM files'
-    ):
-        source(stream)["lag_bytes"] += _lag(path, dev, inode, offset, bool(compressed))
-    for stream, count in store.grouped(
-        "SELECT f.stream, COUNT(*) FROM dead_letters d JOIN files f ON f.id = d.file_id GROUP BY f.stream"
-    ):
+    for files in store.source_file_stats():
+        entry = source(files.stream)
+        entry["files"], entry["bytes_read"], entry["lines"] = files.files, files.bytes_read, files.lines
+    for row in store.all_files():
+        source(row.stream)["lag_bytes"] += _lag(row)
+    for stream, count in store.dead_letters_by_stream().items():
         source(stream)["dead_letters"] = count
-    for stream, kind, count in store.grouped(
-        "SELECT f.stream, e.type, COUNT(*) FROM events e JOIN files f ON f.id = e.file_id GROUP BY f.stream, e.type"
-    ):
-        entry = source(stream)
-        entry["events"] += count
-        entry["types"][kind] = count
+    for types in store.event_types_by_stream():
+        entry = source(types.stream)
+        entry["events"] += types.events
+        entry["types"][types.type] = types.events
     return {
         "home": str(home),
-        "schema_version": schema_version(store.conn),
-        "events": store.scalar("SELECT COUNT(*) FROM events"),
-        "interactions": store.scalar(
-            "SELECT COUNT(DISTINCT interaction_key) FROM events WHERE interaction_key IS NOT NULL"
-        ),
-        "dead_letters": store.scalar("SELECT COUNT(*) FROM dead_letters"),
+        "schema_version": store.schema_version(),
+        "events": store.count_events(),
+        "interactions": store.count_interactions(),
+        "dead_letters": store.count_dead_letters(),
         "dataset_examples": dataset_examples(home),
         "lag_bytes": sum(s["lag_bytes"] for s in sources.values()),
         "acceptance": acceptance(store),

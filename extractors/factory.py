@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from extractors.base import LLMBackend
 
-if TYPE_CHECKING:
-    from daemon.config import LlmConfig
+
+class BackendSettings(Protocol):
+    """What choosing a backend reads from the configuration (the daemon's `llm` section has it all)."""
+
+    endpoint: str | None
+    model: str
+    api_key: str | None
+    timeout: float
+    model_path: Path | None
+    context: int
+    threads: int
+    repeat_penalty: float
 
 
-def open_backend(llm: LlmConfig, lora_path: Path | None = None) -> LLMBackend:
+def open_backend(llm: BackendSettings, lora_path: Path | None = None) -> LLMBackend:
     """`llm.endpoint` when set (OpenAI-compatible), else llama.cpp here on `llm.model_path` or the bundled model."""
     if llm.endpoint:
         from extractors.openai_http import OpenAIHttpBackend

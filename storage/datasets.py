@@ -1,30 +1,34 @@
-"""The fine-tuning dataset (OpenAI chat JSONL) and the preference pairs from user corrections."""
+"""The fine-tuning dataset (OpenAI chat JSONL) and the preference pairs from user corrections.
+
+The class owns the files under `<home>/datasets/`: where they are, how many examples they hold, and the
+removal of an interaction's records, also from exported splits (`train.jsonl`, `validation.jsonl`). Those
+work on a home without opening the vector store, so `skilld status` and `forget` load no model for them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from storage.embeddings import Embedder
 from storage.events import now_iso
+from storage.files import append_line, write_atomic
 from storage.vectors.base import EXAMPLES, VectorPoint, VectorStore, point_id
 
+if TYPE_CHECKING:
+    from storage.embeddings import Embedder
+
 SYSTEM_PROMPT = "You are a helpful, precise coding assistant running locally."
+TRAIN, VALIDATION = "train.jsonl", "validation.jsonl"  # the files of an export, in its directory
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line and fsync it (owner-only file)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_line(path, json.dumps(record, ensure_ascii=False))
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -40,29 +44,86 @@ def trainable(record: dict[str, Any]) -> bool:
     return not record.get("metadata", {}).get("retired")
 
 
-def _rewrite(path: Path, lines: list[str]) -> None:
-    """Replace a file's lines atomically (owner-only, fsynced)."""
-    partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.writelines(lines)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+def drop_interactions(path: Path, keys: Iterable[str]) -> int:
+    """Drop the records of these interactions from a JSONL file (atomically); return how many.
+
+    A line that does not parse (a torn last line) is kept as it is: forget removes, it never loses.
+    """
+    wanted = set(keys)
+    if not path.exists() or not wanted:
+        return 0
+    kept: list[str] = []
+    removed = 0
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                key = json.loads(line).get("metadata", {}).get("interaction")
+            except (ValueError, AttributeError):
+                key = None
+            if key is not None and str(key) in wanted:
+                removed += 1
+            else:
+                kept.append(line)
+    if removed:
+        write_atomic(path, kept)
+    return removed
+
+
+@dataclass(frozen=True)
+class Removed:
+    """Records removed from the datasets."""
+
+    examples: int
+    preferences: int
 
 
 class Datasets:
     """`datasets/finetune.jsonl` and `datasets/preferences.jsonl` under the home."""
 
     def __init__(self, home: Path, vectors: VectorStore, embedder: Embedder, dedup_threshold: float) -> None:
+        self.home = home
         self.root = home / "datasets"
-        self.finetune = self.root / "finetune.jsonl"
-        self.preferences = self.root / "preferences.jsonl"
+        self.finetune = self.path(home)
+        self.preferences = self.preferences_path(home)
         self.vectors = vectors
         self.embedder = embedder
         self.dedup_threshold = dedup_threshold
         vectors.ensure_collection(EXAMPLES, embedder.dimensions)
 
+    # -- the files, for everyone (no vector store needed) -------------------------------------------------------
+    @staticmethod
+    def path(home: Path) -> Path:
+        """The fine-tuning dataset of a home."""
+        return home / "datasets" / "finetune.jsonl"
+
+    @staticmethod
+    def preferences_path(home: Path) -> Path:
+        """The preference pairs of a home."""
+        return home / "datasets" / "preferences.jsonl"
+
+    @classmethod
+    def count_examples(cls, home: Path) -> int:
+        """Records in the fine-tuning dataset that may be trained on (retired ones left out), without parsing."""
+        path = cls.path(home)
+        if not path.exists():
+            return 0
+        with open(path, "rb") as handle:
+            # The encoder writes this key with bare quotes; inside a string value its quotes would be escaped.
+            return sum(1 for line in handle if line.strip() and b'"retired": {' not in line)
+
+    @classmethod
+    def remove_interactions(cls, home: Path, keys: Iterable[str]) -> Removed:
+        """Drop these interactions' examples and preference pairs from a home's datasets."""
+        wanted = set(keys)
+        return Removed(drop_interactions(cls.path(home), wanted), drop_interactions(cls.preferences_path(home), wanted))
+
+    @staticmethod
+    def remove_from_export(directory: Path, keys: Iterable[str]) -> int:
+        """Drop these interactions' records from an export's train and validation files; return how many."""
+        wanted = set(keys)
+        return sum(drop_interactions(directory / name, wanted) for name in (TRAIN, VALIDATION))
+
+    # -- writing -------------------------------------------------------------------------------------------------
     def _recently_written(self, path: Path, key: str, window: int = 256 * 1024) -> bool:
         """Whether one of the last records already is for this interaction (a retry after a crash).
 
@@ -137,10 +198,18 @@ class Datasets:
                 lines.append(json.dumps(record, ensure_ascii=False) + "\n")
                 retired.append(key)
         if retired:
-            _rewrite(self.finetune, lines)
+            write_atomic(self.finetune, lines)
             self.vectors.delete(EXAMPLES, [point_id("example", key) for key in retired if key])
         return retired
 
+    def forget(self, keys: set[str]) -> Removed:
+        """Remove these interactions' records and their dedup vectors (`skilld forget`)."""
+        if not keys:
+            return Removed(0, 0)
+        self.vectors.delete(EXAMPLES, [point_id("example", k) for k in sorted(keys)])
+        return self.remove_interactions(self.home, keys)
+
+    # -- reading ---------------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Sizes of the datasets, by source, with a rough token count (retired records counted apart)."""
         every = read_records(self.finetune)
@@ -170,7 +239,7 @@ class Datasets:
         floor = min((b for b, _ in buckets), default=0.0) if validation_fraction > 0 and len(buckets) > 1 else -1.0
         train = [r for b, r in buckets if not (b < validation_fraction or b == floor)]
         validation = [r for b, r in buckets if b < validation_fraction or b == floor]
-        for name, records in (("train.jsonl", train), ("validation.jsonl", validation)):
+        for name, records in ((TRAIN, train), (VALIDATION, validation)):
             with open(out / name, "w", encoding="utf-8") as handle:
                 handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         return {"train": len(train), "validation": len(validation), "directory": str(out)}

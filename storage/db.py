@@ -214,6 +214,13 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection to the database at path that can only read, for observers beside the writer (WAL lets it)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
 def open_database(path: Path) -> sqlite3.Connection:
     """Open (creating and migrating) the database at path."""
     ensure_private_dir(path.parent)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from storage.db import open_database
+from storage.db import open_database, schema_version
 
 
 def now_iso() -> str:
@@ -71,6 +71,30 @@ class DeadLetterRow(NamedTuple):
     content: str
 
 
+class LinkRow(NamedTuple):
+    """An event that also informs an interaction other than its own (a person's next prompt judging a turn)."""
+
+    event_id: str
+    interaction_key: str
+
+
+class StreamFiles(NamedTuple):
+    """The files of one stream (None: not identified yet) and how much of them was read."""
+
+    stream: str | None
+    files: int
+    bytes_read: int
+    lines: int
+
+
+class StreamEventType(NamedTuple):
+    """How many events of one type one stream's files produced."""
+
+    stream: str | None
+    type: str
+    events: int
+
+
 Row = TypeVar("Row", EventRow, DeadLetterRow)
 
 
@@ -80,7 +104,7 @@ class Batch:
 
     events: list[EventRow] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
-    links: list[tuple[str, str]] = field(default_factory=list)  # (event id, interaction key)
+    links: list[LinkRow] = field(default_factory=list)
     progress: dict[int, Progress] = field(default_factory=dict)
     lines: int = 0
 
@@ -211,8 +235,8 @@ class EventStore:
             self.conn.executemany(_INSERT_EVENT, events)
             added = self.conn.total_changes - before
             if batch.links:
-                alive = {row[0] for row in events}
-                self.conn.executemany(_INSERT_LINK, [link for link in batch.links if link[0] in alive])
+                alive = {row.id for row in events}
+                self.conn.executemany(_INSERT_LINK, [link for link in batch.links if link.event_id in alive])
             if dead_letters:
                 self.conn.executemany(
                     'INSERT OR IGNORE INTO dead_letters (id, file_id, "offset", length, reason, content, created_at) '
@@ -237,12 +261,12 @@ class EventStore:
         if not self._tombstones or not rows:
             return rows
         gone: set[str] = set()
-        ids = [row[0] for row in rows]
+        ids = [row.id for row in rows]
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             gone.update(r[0] for r in self.conn.execute(f"SELECT id FROM tombstones WHERE id IN ({marks})", chunk))
-        return [row for row in rows if row[0] not in gone] if gone else rows
+        return [row for row in rows if row.id not in gone] if gone else rows
 
     def bury(self, table: str, ids: list[str], chunk: int = 5000) -> int:
         """Delete rows of `events` or `dead_letters` for good, keeping their ids as tombstones only.
@@ -357,6 +381,16 @@ class EventStore:
             )
         ]
 
+    def find_continue_chat(self, session_id: str, prompt: str) -> str | None:
+        """The interaction key of the latest Continue chat with this session id and prompt (both as stored)."""
+        row = self.conn.execute(
+            "SELECT interaction_key FROM events WHERE source = 'continue' AND interaction_key LIKE 'continue:chat:%' "
+            "AND json_extract(record, '$.sessionId') = ? AND json_extract(record, '$.prompt') = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (session_id, prompt),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     # -- dead letters ------------------------------------------------------------------------------------
     def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Dead letters, oldest first, with the file they came from."""
@@ -370,7 +404,7 @@ class EventStore:
         return [dict(zip(keys, row, strict=True)) for row in self.conn.execute(sql).fetchall()]
 
     def resolve_dead_letter(
-        self, dead_letter_id: str, events: list[EventRow], links: list[tuple[str, str]] | None = None
+        self, dead_letter_id: str, events: list[EventRow], links: list[LinkRow] | None = None
     ) -> None:
         """Replace a dead letter by the event it now reads as (or delete it when events is empty)."""
         with self.conn:
@@ -387,11 +421,60 @@ class EventStore:
             self.conn.execute("UPDATE dead_letters SET reason = ? WHERE id = ?", (reason, dead_letter_id))
 
     # -- counts ------------------------------------------------------------------------------------------
-    def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        """One integer from a query."""
-        row = self.conn.execute(sql, params).fetchone()
-        return int(row[0] or 0)
+    def schema_version(self) -> int:
+        """The schema version the database is at."""
+        return schema_version(self.conn)
 
-    def grouped(self, sql: str) -> list[tuple[Any, ...]]:
-        """Rows of a grouping query."""
-        return list(self.conn.execute(sql).fetchall())
+    def count_events(self) -> int:
+        """Events stored."""
+        return self._count("SELECT COUNT(*) FROM events")
+
+    def count_interactions(self) -> int:
+        """Interactions the stored events belong to."""
+        return self._count("SELECT COUNT(DISTINCT interaction_key) FROM events WHERE interaction_key IS NOT NULL")
+
+    def count_dead_letters(self) -> int:
+        """Dead letters stored."""
+        return self._count("SELECT COUNT(*) FROM dead_letters")
+
+    def _count(self, sql: str) -> int:
+        return int(self.conn.execute(sql).fetchone()[0] or 0)
+
+    def source_file_stats(self) -> list[StreamFiles]:
+        """Per stream: its files, the bytes read of them and the lines read."""
+        return [
+            StreamFiles(r[0], r[1], r[2] or 0, r[3] or 0)
+            for r in self.conn.execute(
+                'SELECT f.stream, COUNT(*), SUM(f."offset"), SUM(f.lines) FROM files f GROUP BY f.stream'
+            )
+        ]
+
+    def dead_letters_by_stream(self) -> dict[str | None, int]:
+        """Dead letters per stream of the file they came from."""
+        return dict(
+            self.conn.execute(
+                "SELECT f.stream, COUNT(*) FROM dead_letters d JOIN files f ON f.id = d.file_id GROUP BY f.stream"
+            ).fetchall()
+        )
+
+    def event_types_by_stream(self) -> list[StreamEventType]:
+        """Events per stream of the file they came from and per event type."""
+        return [
+            StreamEventType(*r)
+            for r in self.conn.execute(
+                "SELECT f.stream, e.type, COUNT(*) FROM events e JOIN files f ON f.id = e.file_id "
+                "GROUP BY f.stream, e.type"
+            )
+        ]
+
+    # -- upkeep ------------------------------------------------------------------------------------------
+    def database_bytes(self) -> int:
+        """The size of the database file's pages."""
+        pages = int(self.conn.execute("PRAGMA page_count").fetchone()[0])
+        return pages * int(self.conn.execute("PRAGMA page_size").fetchone()[0])
+
+    def vacuum(self) -> None:
+        """Give deleted pages back to the filesystem, empty the WAL and refresh the query planner's statistics."""
+        self.conn.execute("VACUUM")
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.execute("PRAGMA optimize")

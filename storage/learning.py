@@ -6,14 +6,26 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from storage.events import now_iso
 
-PENDING, WAITING, DONE, PARKED = "pending", "waiting", "done", "parked"
-# Ends of an item that are decisions, not failures: never retried. `no_skill`: the exchange holds none;
-# `rejected`: no candidate passed the quality gate. The reason is kept in last_error.
-NO_SKILL, REJECTED = "no_skill", "rejected"
+
+class QueueState(StrEnum):
+    """Where an item of the extraction queue stands (the `state` column; the same strings in JSON)."""
+
+    PENDING = "pending"  # to extract, highest value first
+    WAITING = "waiting"  # beyond the bounded backlog: let in when a pending one ends
+    DONE = "done"  # extracted (or nothing was left to extract): never queued again
+    PARKED = "parked"  # failed every attempt: waits for a person
+    # Ends that are decisions, not failures: never retried. The reason is kept in last_error.
+    NO_SKILL = "no_skill"  # the exchange holds no reusable skill
+    REJECTED = "rejected"  # no candidate passed the quality gate
+
+
+# pipeline_state: the skill patterns in the library, as the pipeline last counted them (status, metrics).
+SKILL_COUNT = "skills"
 
 
 @dataclass
@@ -91,7 +103,7 @@ class LearningStore:
                 else:
                     self.conn.execute(
                         "DELETE FROM extraction_queue WHERE interaction_key = ? AND state IN (?, ?)",
-                        (key, PENDING, WAITING),
+                        (key, QueueState.PENDING, QueueState.WAITING),
                     )
             if cursor is not None:
                 self.conn.execute("INSERT OR REPLACE INTO pipeline_state (name, value) VALUES (?, ?)", cursor)
@@ -99,24 +111,27 @@ class LearningStore:
     def _enqueue(self, key: str, score: float, stamp: str, max_backlog: int) -> None:
         row = self.conn.execute("SELECT state FROM extraction_queue WHERE interaction_key = ?", (key,)).fetchone()
         if row is not None:
-            if row[0] in (PENDING, WAITING):
+            if row[0] in (QueueState.PENDING, QueueState.WAITING):
                 self.conn.execute(
                     "UPDATE extraction_queue SET score = ?, updated_at = ? WHERE interaction_key = ?",
                     (score, stamp, key),
                 )
             return  # done or parked: extracted once is enough; a parked one waits for a person
-        pending = self.conn.execute("SELECT COUNT(*) FROM extraction_queue WHERE state = ?", (PENDING,)).fetchone()[0]
-        state = PENDING
+        pending = self.conn.execute(
+            "SELECT COUNT(*) FROM extraction_queue WHERE state = ?", (QueueState.PENDING,)
+        ).fetchone()[0]
+        state = QueueState.PENDING
         if pending >= max_backlog:
             lowest = self.conn.execute(
-                "SELECT interaction_key, score FROM extraction_queue WHERE state = ? ORDER BY score LIMIT 1", (PENDING,)
+                "SELECT interaction_key, score FROM extraction_queue WHERE state = ? ORDER BY score LIMIT 1",
+                (QueueState.PENDING,),
             ).fetchone()
             if lowest is not None and lowest[1] < score:
                 self.conn.execute(
-                    "UPDATE extraction_queue SET state = ? WHERE interaction_key = ?", (WAITING, lowest[0])
+                    "UPDATE extraction_queue SET state = ? WHERE interaction_key = ?", (QueueState.WAITING, lowest[0])
                 )
             else:
-                state = WAITING
+                state = QueueState.WAITING
         self.conn.execute(
             "INSERT INTO extraction_queue (interaction_key, score, state, attempts, next_attempt, enqueued_at,"
             " updated_at) VALUES (?, ?, ?, 0, 0, ?, ?)",
@@ -145,11 +160,13 @@ class LearningStore:
         row = self.conn.execute(
             "SELECT interaction_key, score, attempts FROM extraction_queue WHERE state = ? AND next_attempt <= ?"
             " ORDER BY score DESC, enqueued_at LIMIT 1",
-            (PENDING, time.time()),
+            (QueueState.PENDING, time.time()),
         ).fetchone()
         return QueueItem(*row) if row else None
 
-    def finish(self, key: str, skill_id: str | None, state: str = DONE, reason: str | None = None) -> None:
+    def finish(
+        self, key: str, skill_id: str | None, state: QueueState = QueueState.DONE, reason: str | None = None
+    ) -> None:
         """Mark an item extracted (or decided: no skill, rejected, with the reason), and let the best waiting in."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -161,7 +178,7 @@ class LearningStore:
             self.conn.execute(
                 "UPDATE extraction_queue SET state = ? WHERE interaction_key = (SELECT interaction_key FROM"
                 " extraction_queue WHERE state = ? ORDER BY score DESC LIMIT 1)",
-                (PENDING, WAITING),
+                (QueueState.PENDING, QueueState.WAITING),
             )
 
     def extract_again(self, keys: list[str], reason: str) -> None:
@@ -170,14 +187,14 @@ class LearningStore:
             self.conn.executemany(
                 "UPDATE extraction_queue SET state = ?, attempts = 0, next_attempt = 0, skill_id = NULL,"
                 " last_error = ?, updated_at = ? WHERE interaction_key = ?",
-                [(PENDING, reason[:500], now_iso(), key) for key in keys],
+                [(QueueState.PENDING, reason[:500], now_iso(), key) for key in keys],
             )
 
-    def fail(self, key: str, error: str, max_attempts: int, backoff: float) -> str:
+    def fail(self, key: str, error: str, max_attempts: int, backoff: float) -> QueueState:
         """Record a failed attempt: retry later with exponential backoff, or park it; return the new state."""
         row = self.conn.execute("SELECT attempts FROM extraction_queue WHERE interaction_key = ?", (key,)).fetchone()
         attempts = (row[0] if row else 0) + 1
-        state = PARKED if attempts >= max_attempts else PENDING
+        state = QueueState.PARKED if attempts >= max_attempts else QueueState.PENDING
         with self.conn:
             self.conn.execute(
                 "UPDATE extraction_queue SET attempts = ?, state = ?, last_error = ?, next_attempt = ?, updated_at = ?"
@@ -186,19 +203,10 @@ class LearningStore:
             )
         return state
 
-    def unpark(self) -> int:
-        """Give every parked item another set of attempts (after a fix)."""
-        with self.conn:
-            cursor = self.conn.execute(
-                "UPDATE extraction_queue SET state = ?, attempts = 0, next_attempt = 0 WHERE state = ?",
-                (PENDING, PARKED),
-            )
-        return cursor.rowcount
-
     def parked(self) -> list[dict[str, Any]]:
         rows = self.conn.execute(
             "SELECT interaction_key, score, attempts, last_error, updated_at FROM extraction_queue WHERE state = ?",
-            (PARKED,),
+            (QueueState.PARKED,),
         ).fetchall()
         return [
             dict(zip(("interaction_key", "score", "attempts", "error", "updated_at"), r, strict=True)) for r in rows
@@ -210,12 +218,12 @@ class LearningStore:
         return {
             "scored": int(self.conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0]),
             "high_value": int(self.conn.execute("SELECT COUNT(*) FROM scores WHERE high_value = 1").fetchone()[0]),
-            "pending_extractions": int(states.get(PENDING, 0)),
-            "waiting_extractions": int(states.get(WAITING, 0)),
-            "parked_extractions": int(states.get(PARKED, 0)),
-            "extracted": int(states.get(DONE, 0)),
-            "no_skill": int(states.get(NO_SKILL, 0)),
-            "rejected": int(states.get(REJECTED, 0)),
+            "pending_extractions": int(states.get(QueueState.PENDING, 0)),
+            "waiting_extractions": int(states.get(QueueState.WAITING, 0)),
+            "parked_extractions": int(states.get(QueueState.PARKED, 0)),
+            "extracted": int(states.get(QueueState.DONE, 0)),
+            "no_skill": int(states.get(QueueState.NO_SKILL, 0)),
+            "rejected": int(states.get(QueueState.REJECTED, 0)),
         }
 
     def extraction_of(self, key: str) -> dict[str, Any] | None:
@@ -242,3 +250,15 @@ class LearningStore:
     def interaction_of_event(self, event_id: str) -> str | None:
         row = self.conn.execute("SELECT interaction_key FROM events WHERE id = ?", (event_id,)).fetchone()
         return row[0] if row else None
+
+    # -- metrics ---------------------------------------------------------------------------------------------
+    def score_histogram(self, bounds: tuple[float, ...]) -> tuple[list[int], int, float]:
+        """Scores at or below each bound (cumulative), how many there are, and their sum.
+
+        One aggregate query: the scores themselves never leave SQLite.
+        """
+        counted = ", ".join(f"COALESCE(SUM(score <= {bound}), 0)" for bound in bounds)
+        *below, count, total = self.conn.execute(
+            f"SELECT {counted}, COUNT(*), COALESCE(SUM(score), 0) FROM scores"
+        ).fetchone()
+        return [int(n) for n in below], int(count), float(total)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from enum import StrEnum
 from typing import Any
 
 from storage.events import now_iso
 
-CANDIDATE, TRAINING, ACTIVE, REJECTED, ROLLED_BACK, SUPERSEDED, FAILED = (
-    "candidate",
-    "training",
-    "active",
-    "rejected",
-    "rolled back",
-    "superseded",
-    "failed",
-)
+
+class ModelStatus(StrEnum):
+    """Where a fine-tuned version stands (the `status` column; the same strings in JSON)."""
+
+    TRAINING = "training"  # its run is training
+    CANDIDATE = "candidate"  # trained, being evaluated
+    ACTIVE = "active"  # promoted: the model in use
+    REJECTED = "rejected"  # evaluated, not good enough (the reason says why)
+    ROLLED_BACK = "rolled back"  # was active until a rollback
+    SUPERSEDED = "superseded"  # was active until a newer one was promoted
+    FAILED = "failed"  # its run failed or was interrupted
+
+
 _COLUMNS = (
     "id",
     "created_at",
@@ -52,27 +57,28 @@ class ModelRegistry:
         return rows[0] if rows else None
 
     def active(self) -> dict[str, Any] | None:
-        rows = self._rows("status = ?", (ACTIVE,))
+        rows = self._rows("status = ?", (ModelStatus.ACTIVE,))
         return rows[-1] if rows else None
 
     def running(self) -> dict[str, Any] | None:
-        rows = self._rows("status IN (?, ?)", (TRAINING, CANDIDATE))
+        rows = self._rows("status IN (?, ?)", (ModelStatus.TRAINING, ModelStatus.CANDIDATE))
         return rows[-1] if rows else None
 
     def start(self, base_model: str, dataset_size: int, trigger: str) -> int:
         """Register a training run; it fails if another one is training (runs never overlap)."""
         stamp = now_iso()
         active = self.active()
+        parent = active["id"] if active else None
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             if self.conn.execute(
-                "SELECT 1 FROM model_versions WHERE status IN (?, ?)", (TRAINING, CANDIDATE)
+                "SELECT 1 FROM model_versions WHERE status IN (?, ?)", (ModelStatus.TRAINING, ModelStatus.CANDIDATE)
             ).fetchone():
                 raise RuntimeError("a fine-tuning run is already in progress")
             cursor = self.conn.execute(
                 "INSERT INTO model_versions (created_at, base_model, dataset_size, parent, status, metrics, trigger,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, '{}', ?, ?)",
-                (stamp, base_model, dataset_size, active["id"] if active else None, TRAINING, trigger, stamp),
+                (stamp, base_model, dataset_size, parent, ModelStatus.TRAINING, trigger, stamp),
             )
         assert cursor.lastrowid is not None
         return int(cursor.lastrowid)
@@ -91,10 +97,12 @@ class ModelRegistry:
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
-                "UPDATE model_versions SET status = ?, updated_at = ? WHERE status = ?", (SUPERSEDED, now_iso(), ACTIVE)
+                "UPDATE model_versions SET status = ?, updated_at = ? WHERE status = ?",
+                (ModelStatus.SUPERSEDED, now_iso(), ModelStatus.ACTIVE),
             )
             self.conn.execute(
-                "UPDATE model_versions SET status = ?, updated_at = ? WHERE id = ?", (ACTIVE, now_iso(), version)
+                "UPDATE model_versions SET status = ?, updated_at = ? WHERE id = ?",
+                (ModelStatus.ACTIVE, now_iso(), version),
             )
 
     def rollback(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -107,12 +115,12 @@ class ModelRegistry:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
                 "UPDATE model_versions SET status = ?, updated_at = ? WHERE id = ?",
-                (ROLLED_BACK, now_iso(), current["id"]),
+                (ModelStatus.ROLLED_BACK, now_iso(), current["id"]),
             )
             if parent is not None:
                 self.conn.execute(
                     "UPDATE model_versions SET status = ?, updated_at = ? WHERE id = ?",
-                    (ACTIVE, now_iso(), parent["id"]),
+                    (ModelStatus.ACTIVE, now_iso(), parent["id"]),
                 )
         return current, self.get(parent["id"]) if parent else None
 
@@ -121,10 +129,18 @@ class ModelRegistry:
         with self.conn:
             cursor = self.conn.execute(
                 "UPDATE model_versions SET status = ?, reason = ?, updated_at = ? WHERE status IN (?, ?)",
-                (FAILED, "interrupted: skilld stopped during training or evaluation", now_iso(), TRAINING, CANDIDATE),
+                (
+                    ModelStatus.FAILED,
+                    "interrupted: skilld stopped during training or evaluation",
+                    now_iso(),
+                    ModelStatus.TRAINING,
+                    ModelStatus.CANDIDATE,
+                ),
             )
         return cursor.rowcount
 
     def examples_at_last_run(self) -> int:
-        row = self.conn.execute("SELECT MAX(dataset_size) FROM model_versions WHERE status != ?", (FAILED,)).fetchone()
+        row = self.conn.execute(
+            "SELECT MAX(dataset_size) FROM model_versions WHERE status != ?", (ModelStatus.FAILED,)
+        ).fetchone()
         return int(row[0] or 0)

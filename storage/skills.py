@@ -1,25 +1,67 @@
-"""The skill library in Qdrant: merge-or-insert, search, and export/import between workstations."""
+"""The skill library in Qdrant: merge-or-insert, search, retire, forget, and export/import between workstations."""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from storage.embeddings import Embedder
 from storage.events import now_iso
+from storage.files import write_atomic
 from storage.vectors.base import RETIRED_SKILLS, SKILLS, Hit, VectorPoint, VectorStore, point_id
 
 PATTERN_FIELDS = ("name", "description", "prerequisites", "steps", "tags", "example")
 
 
-def skill_text(payload: dict[str, Any]) -> str:
+class Skill(BaseModel):
+    """A skill as its point's payload and its export record hold it: the pattern, its evidence, its quality.
+
+    Payloads of older versions load: a missing field takes its default and an unknown key is kept, and
+    `payload()` gives back the keys a skill was stored or made with, so reading and writing one keeps them.
+    The pattern is not bounded here as in `SkillPattern`: a re-check judges stored ones against the gate.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    description: str
+    prerequisites: list[str] = []
+    steps: list[str]
+    tags: list[str] = []
+    example: str = ""
+    source_query: str = ""
+    source_queries: list[str] = []
+    source_events: list[str] = []
+    source_interactions: list[str] = []
+    source_users: list[str] = []
+    evidence_count: int = 1
+    success_rate: float = 0.0
+    usage_count: int = 0
+    value_score: float = 0.0
+    prompt_version: str = ""
+    model: str = ""
+    quality: dict[str, Any] = {}  # the gate's figures (extractors/gate.py)
+    created_at: str = ""
+    last_seen: str = ""
+    retired: dict[str, Any] | None = None  # why, when and by which gate (the retired collection only)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON payload: the keys it was stored or made with (a point's id is never one of them)."""
+        return self.model_dump(exclude_unset=True, exclude={"id"})
+
+    def pattern(self) -> dict[str, Any]:
+        """The pattern fields it has (an imported skill may lack some), for `SkillPattern` to judge."""
+        return self.model_dump(include=set(PATTERN_FIELDS), exclude_unset=True)
+
+
+def skill_text(skill: Skill) -> str:
     """What a skill's vector embeds: its name, description and every question that produced it."""
-    queries = payload.get("source_queries") or [payload.get("source_query", "")]
-    return "\n".join([str(payload.get("name", "")), str(payload.get("description", "")), *map(str, queries)])
+    return "\n".join([skill.name, skill.description, *(skill.source_queries or [skill.source_query])])
 
 
 @dataclass(frozen=True)
@@ -38,6 +80,30 @@ class Evidence:
     quality: dict[str, Any] = field(default_factory=dict)  # the gate's figures (extractors/gate.py)
 
 
+@dataclass(frozen=True)
+class StoredSkill:
+    """A skill in the library, with its point id."""
+
+    id: str
+    skill: Skill
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.skill.payload()
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What forgetting a user did to the library (ids)."""
+
+    deleted: list[str]  # skills only they gave evidence for, and retired skills they gave any
+    updated: list[str]  # skills that lost their part and were embedded again without it
+
+
+def _stored(hit: Hit) -> StoredSkill:
+    return StoredSkill(hit.id, Skill.model_validate(hit.payload))
+
+
 class SkillLibrary:
     """Skill patterns with their evidence, in the `skills-patterns` collection."""
 
@@ -50,64 +116,69 @@ class SkillLibrary:
 
     def add(self, evidence: Evidence) -> tuple[str, bool]:
         """Merge into the nearest skill at or above the merge threshold, else insert; return (id, merged)."""
-        payload = self._new_payload(evidence)
-        vector = self.embedder.encode_one(skill_text(payload))
+        skill = self._new_payload(evidence)
+        vector = self.embedder.encode_one(skill_text(skill))
         near = self.vectors.search(SKILLS, vector, 1, threshold=self.merge_threshold)
         if near:
-            merged = merge(near[0].payload, payload)
-            if merged is not near[0].payload:
+            current = Skill.model_validate(near[0].payload)
+            merged = merge(current, skill)
+            if merged is not current:
                 self._put(near[0].id, merged)
             return near[0].id, True
-        skill_id = point_id("skill", payload["name"].lower(), evidence.interaction_key)
-        self.vectors.upsert(SKILLS, [VectorPoint(skill_id, vector, payload)])
+        skill_id = point_id("skill", skill.name.lower(), evidence.interaction_key)
+        self.vectors.upsert(SKILLS, [VectorPoint(skill_id, vector, skill.payload())])
         return skill_id, False
 
-    def _new_payload(self, e: Evidence) -> dict[str, Any]:
+    def _new_payload(self, e: Evidence) -> Skill:
         stamp = now_iso()
-        return {
+        return Skill(
             **{k: e.pattern[k] for k in PATTERN_FIELDS},
-            "source_query": e.query,
-            "source_queries": [e.query],
-            "source_events": list(e.event_ids),
-            "source_interactions": [e.interaction_key],
-            "source_users": [e.user] if e.user else [],
-            "evidence_count": 1,
-            "success_rate": 1.0 if e.success else 0.0,
-            "usage_count": 0,
-            "value_score": e.value_score,
-            "prompt_version": e.prompt_version,
-            "model": e.model,
-            "quality": e.quality,
-            "created_at": stamp,
-            "last_seen": stamp,
-        }
+            source_query=e.query,
+            source_queries=[e.query],
+            source_events=list(e.event_ids),
+            source_interactions=[e.interaction_key],
+            source_users=[e.user] if e.user else [],
+            evidence_count=1,
+            success_rate=1.0 if e.success else 0.0,
+            usage_count=0,
+            value_score=e.value_score,
+            prompt_version=e.prompt_version,
+            model=e.model,
+            quality=e.quality,
+            created_at=stamp,
+            last_seen=stamp,
+        )
 
-    def _put(self, skill_id: str, payload: dict[str, Any]) -> None:
-        self.vectors.upsert(SKILLS, [VectorPoint(skill_id, self.embedder.encode_one(skill_text(payload)), payload)])
+    def _put(self, skill_id: str, skill: Skill) -> None:
+        vector = self.embedder.encode_one(skill_text(skill))
+        self.vectors.upsert(SKILLS, [VectorPoint(skill_id, vector, skill.payload())])
 
     def search(self, query: str, limit: int = 5) -> list[dict[str, Any]]:
         """Skills best matching a question, best first, each with its score."""
         hits = self.vectors.search(SKILLS, self.embedder.encode_one(query), limit)
-        return [{"id": h.id, "score": round(h.score, 4), **h.payload} for h in hits]
+        return [{"id": h.id, "score": round(h.score, 4), **Skill.model_validate(h.payload).payload()} for h in hits]
 
     def get(self, skill_id: str) -> dict[str, Any] | None:
         """A skill by id, served or retired (a retired one carries `retired`: its reason and when)."""
         found = self.vectors.retrieve(SKILLS, [skill_id]) or self.vectors.retrieve(RETIRED_SKILLS, [skill_id])
-        return {"id": found[0].id, **found[0].payload} if found else None
+        return {"id": found[0].id, **Skill.model_validate(found[0].payload).payload()} if found else None
 
-    def all(self) -> Iterator[Hit]:
-        return self.vectors.scroll(SKILLS)
+    def all(self) -> Iterator[StoredSkill]:
+        """Every served skill."""
+        return map(_stored, self.vectors.scroll(SKILLS))
 
-    def retired(self) -> Iterator[Hit]:
-        return self.vectors.scroll(RETIRED_SKILLS)
+    def retired(self) -> Iterator[StoredSkill]:
+        """Every retired skill (each with its `retired` reason)."""
+        return map(_stored, self.vectors.scroll(RETIRED_SKILLS))
 
     def retire(self, skill_id: str, reason: str, gate: int) -> bool:
         """Move a skill out of service, kept with the reason; False if it is not a served skill."""
         found = self.vectors.retrieve(SKILLS, [skill_id], with_vectors=True)
         if not found or found[0].vector is None:
             return False
-        payload = {**found[0].payload, "retired": {"reason": reason, "at": now_iso(), "gate": gate}}
-        self.vectors.upsert(RETIRED_SKILLS, [VectorPoint(skill_id, found[0].vector, payload)])
+        retired = {"reason": reason, "at": now_iso(), "gate": gate}
+        skill = Skill.model_validate(found[0].payload).model_copy(update={"retired": retired})
+        self.vectors.upsert(RETIRED_SKILLS, [VectorPoint(skill_id, found[0].vector, skill.payload())])
         self.vectors.delete(SKILLS, [skill_id])  # after the copy: a crash in between leaves it in both, not lost
         return True
 
@@ -115,8 +186,8 @@ class SkillLibrary:
         """Record the gate's figures on a served skill (its vector unchanged)."""
         found = self.vectors.retrieve(SKILLS, [skill_id], with_vectors=True)
         if found and found[0].vector is not None:
-            payload = {**found[0].payload, "quality": quality}
-            self.vectors.upsert(SKILLS, [VectorPoint(skill_id, found[0].vector, payload)])
+            skill = Skill.model_validate(found[0].payload).model_copy(update={"quality": quality})
+            self.vectors.upsert(SKILLS, [VectorPoint(skill_id, found[0].vector, skill.payload())])
 
     def count(self) -> int:
         return self.vectors.count(SKILLS)
@@ -127,74 +198,116 @@ class SkillLibrary:
         self.vectors.delete(SKILLS, [skill_id])
         return True
 
+    def forget(
+        self, keys: set[str], user: str, queries: set[str], owner_of_event: Callable[[str], str | None]
+    ) -> Forgotten:
+        """Remove a user's evidence: their interactions (`keys`), user hash, questions and events.
+
+        A served skill with no other evidence goes; one with other evidence keeps the rest and is embedded
+        again without their questions. A retired skill goes whole: never served, it still holds their words.
+        `owner_of_event` gives an event's interaction, so the events must still be stored.
+        """
+        deleted: list[str] = []
+        updated: list[str] = []
+        for stored in list(self.all()):
+            skill = stored.skill
+            theirs = [k for k in skill.source_interactions if k in keys]
+            if not theirs and user not in skill.source_users:
+                continue
+            remaining = [k for k in skill.source_interactions if k not in keys]
+            if not remaining:
+                self.vectors.delete(SKILLS, [stored.id])
+                deleted.append(stored.id)
+                continue
+            others = [q for q in skill.source_queries if q not in queries]
+            kept = {
+                "source_interactions": remaining,
+                "source_users": [u for u in skill.source_users if u != user],
+                "source_events": [e for e in skill.source_events if owner_of_event(e) not in keys],
+                "source_queries": others,
+                "source_query": others[0] if others else "",
+                "evidence_count": max(1, skill.evidence_count - len(theirs)),
+            }
+            self._put(stored.id, skill.model_copy(update=kept))
+            updated.append(stored.id)
+        for stored in list(self.retired()):
+            if any(k in keys for k in stored.skill.source_interactions) or user in stored.skill.source_users:
+                self.vectors.delete(RETIRED_SKILLS, [stored.id])
+                deleted.append(stored.id)
+        return Forgotten(deleted, updated)
+
     def export(self, path: Path) -> int:
         """Write every skill as one JSON line (id and payload); return how many."""
-        count = 0
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "w", encoding="utf-8") as handle:
-            for hit in self.all():
-                handle.write(json.dumps({"id": hit.id, **hit.payload}, sort_keys=True) + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-        return count
+        lines = [json.dumps({"id": s.id, **s.payload}, sort_keys=True) + "\n" for s in self.all()]
+        write_atomic(path, lines)
+        return len(lines)
 
     def import_(self, path: Path) -> dict[str, int]:
         """Read an export: a skill already here (same id, or as near as a merge) gains the evidence only."""
         counts = {"added": 0, "merged": 0, "unchanged": 0}
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    skill_id = str(record.pop("id"))
-                    missing = [k for k in ("name", "description", "steps") if k not in record]
-                except (ValueError, KeyError, AttributeError) as exc:
-                    raise ValueError(f"{path}:{number}: not a skill record ({exc})") from None
-                if missing:
-                    raise ValueError(f"{path}:{number}: not a skill record (missing {', '.join(missing)})")
-                existing = self.vectors.retrieve(SKILLS, [skill_id])
-                if not existing:
-                    vector = self.embedder.encode_one(skill_text(record))
-                    near = self.vectors.search(SKILLS, vector, 1, threshold=self.merge_threshold)
-                    existing = near
-                if existing:
-                    merged = merge(existing[0].payload, record)
-                    if merged is existing[0].payload:
-                        counts["unchanged"] += 1
-                    else:
-                        self._put(existing[0].id, merged)
-                        counts["merged"] += 1
-                else:
-                    self._put(skill_id, record)
-                    counts["added"] += 1
+                if line.strip():
+                    skill_id, skill = _record(path, number, line)
+                    counts[self._import_one(skill_id, skill)] += 1
         return counts
+
+    def _import_one(self, skill_id: str, skill: Skill) -> Literal["added", "merged", "unchanged"]:
+        """Add one imported skill, or merge its evidence into the same or a near one; return which."""
+        existing = self.vectors.retrieve(SKILLS, [skill_id])
+        if not existing:
+            vector = self.embedder.encode_one(skill_text(skill))
+            existing = self.vectors.search(SKILLS, vector, 1, threshold=self.merge_threshold)
+        if not existing:
+            self._put(skill_id, skill)
+            return "added"
+        current = Skill.model_validate(existing[0].payload)
+        merged = merge(current, skill)
+        if merged is current:
+            return "unchanged"
+        self._put(existing[0].id, merged)
+        return "merged"
+
+
+def _record(path: Path, number: int, line: str) -> tuple[str, Skill]:
+    """One export line's id and skill; ValueError naming the file and line when it is not a skill record."""
+    try:
+        record = json.loads(line)
+        skill_id = str(record.pop("id"))
+        missing = [k for k in ("name", "description", "steps") if k not in record]
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path}:{number}: not a skill record ({exc})") from None
+    if missing:
+        raise ValueError(f"{path}:{number}: not a skill record (missing {', '.join(missing)})")
+    try:
+        return skill_id, Skill.model_validate(record)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(map(str, error["loc"]))
+        raise ValueError(f"{path}:{number}: not a skill record ({where}: {error['msg']})") from None
 
 
 def _union(a: list[Any], b: list[Any]) -> list[Any]:
     return a + [x for x in b if x not in a]
 
 
-def merge(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def merge(current: Skill, new: Skill) -> Skill:
     """A skill with another's evidence added; `current` itself when the other adds nothing new."""
-    fresh = [k for k in new.get("source_interactions", []) if k not in current.get("source_interactions", [])]
+    fresh = [k for k in new.source_interactions if k not in current.source_interactions]
     if not fresh:
         return current
-    old_n, new_n = int(current.get("evidence_count", 1)), int(new.get("evidence_count", 1))
-    merged = dict(current)
-    merged["evidence_count"] = old_n + new_n
-    merged["success_rate"] = round(
-        (float(current.get("success_rate", 0)) * old_n + float(new.get("success_rate", 0)) * new_n) / (old_n + new_n), 4
-    )
+    old_n, new_n = current.evidence_count, new.evidence_count
+    update: dict[str, Any] = {
+        "evidence_count": old_n + new_n,
+        "success_rate": round((current.success_rate * old_n + new.success_rate * new_n) / (old_n + new_n), 4),
+        "last_seen": max(current.last_seen, new.last_seen),
+        "usage_count": current.usage_count + new.usage_count,
+    }
     for key in ("source_queries", "source_events", "source_interactions", "source_users", "tags"):
-        merged[key] = _union(list(current.get(key, [])), list(new.get(key, [])))
-    merged["last_seen"] = max(str(current.get("last_seen", "")), str(new.get("last_seen", "")))
-    merged["usage_count"] = int(current.get("usage_count", 0)) + int(new.get("usage_count", 0))
-    if float(new.get("value_score", 0)) > float(current.get("value_score", 0)):
+        update[key] = _union(list(getattr(current, key)), list(getattr(new, key)))
+    if new.value_score > current.value_score:
         # The better description: the one extracted from the more valuable interaction.
         for key in (*PATTERN_FIELDS, "value_score", "prompt_version", "model", "quality"):
-            if key in new and key != "tags":
-                merged[key] = new[key]
-    return merged
+            if key in new.model_fields_set and key != "tags":
+                update[key] = getattr(new, key)
+    return current.model_copy(update=update)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.app import Skilld
+from daemon.loop import DaemonLoop
 from tests.helpers import Daemon, numbered, rows, run_writer, write_lines
 
 
@@ -126,11 +127,12 @@ def test_a_half_written_last_line_waits_for_its_end(app: Skilld, telemetry: Path
     path = telemetry / "aidb-events.jsonl"
     first, second = (json.dumps(r) for r in numbered(2))
     path.write_text(first + "\n" + second[:15])
-    app.step(scan=True)
+    loop = DaemonLoop(app)
+    loop.step(scan=True)
     assert app.status()["events"] == 1 and app.status()["lag_bytes"] == 15
     with open(path, "a") as handle:
         handle.write(second[15:] + "\n")
-    app.step(scan=True)
+    loop.step(scan=True)
     assert app.status()["events"] == 2 and app.status()["dead_letters"] == 0
     assert _queries(app.home) == _expected(2)
 

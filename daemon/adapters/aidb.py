@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import Signals, Timestamp, parse
+from daemon.adapters.paths import named
 from daemon.interaction import OWN_KEY, FileState, Reading
 
 EVENT_TYPES = frozenset(
@@ -28,6 +29,7 @@ class AidbRecord(Signals):
 
 class AidbAdapter:
     name = "aidb"
+    claims = staticmethod(named("aidb-events"))
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: AidbRecord = parse(AidbRecord, record, self.name)

@@ -14,9 +14,11 @@ arguments, the arguments are the request; without, a command is counted but is n
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any
 
 from daemon.adapters.base import AdapterError, RecordModel, Timestamp, parse
+from daemon.adapters.paths import base_name
 from daemon.adapters.turns import finish_turn, verdict_fields
 from daemon.interaction import RESPONSE_PARTS, SIGNALS, FileState, Interaction, Reading
 
@@ -33,6 +35,11 @@ _HARNESS = re.compile(
 )
 _REJECTED = "The user doesn't want to proceed with this tool use"
 _EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+
+# A session's file: its id (`<uuid>.jsonl`), or a subagent's (`agent-<id>.jsonl`).
+_SESSION_FILE = re.compile(
+    r"^(?:agent-)?[0-9a-f]{8}(?:-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\.jsonl$|^agent-[0-9a-f]+\.jsonl$"
+)
 
 
 class Message(RecordModel):
@@ -74,6 +81,11 @@ def _blocks(content: str | list[dict[str, Any]] | None, kind: str) -> list[dict[
 
 class ClaudeCodeAdapter:
     name = "claude-code"
+
+    @staticmethod
+    def claims(path: PurePath) -> bool:
+        """`~/.claude/projects/<project>/<session>.jsonl` (and its subagents' `agent-*.jsonl`)."""
+        return path.parent.parent.name == "projects" and _SESSION_FILE.match(base_name(path)) is not None
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         line: ClaudeCodeLine = parse(ClaudeCodeLine, record, self.name)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
+from pathlib import PurePath
 from typing import Any
 
 import orjson
 
 from daemon.adapters.base import RecordModel, Timestamp, digest, parse
+from daemon.adapters.paths import base_name
 from daemon.adapters.turns import finish_turn, verdict_fields
 from daemon.interaction import RESPONSE_PARTS, SIGNALS, FileState, Interaction, Reading
 
@@ -87,6 +89,11 @@ def _output_text(output: Any) -> str:
 
 class CodexAdapter:
     name = "codex"
+
+    @staticmethod
+    def claims(path: PurePath) -> bool:
+        """`~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<session id>.jsonl`."""
+        return base_name(path).startswith("rollout-")
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         if "payload" not in record:  # a rollout from before RolloutLine (2025): bare items

@@ -10,6 +10,8 @@ events are acceptance signals: stored and counted, never questions.
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePath
 from typing import Any
 
 from daemon.adapters.base import AdapterError, Signals, Timestamp, digest, parse
@@ -25,6 +27,7 @@ SIGNAL_EVENTS = {
     "toolUsage": "tool_usage",
 }
 # Pre-0.1.0 file names at the root of dev_data/ that differ from the event names Continue uses now.
+_SCHEMA_DIR = re.compile(r"^\d+\.\d+\.\d+$")
 LEGACY_NAMES = {"tokens_generated": "tokensGenerated", "chat": "chatInteraction"}
 
 
@@ -54,6 +57,14 @@ class ContinueRecord(Signals):
 
 class ContinueAdapter:
     name = "continue"
+
+    @staticmethod
+    def claims(path: PurePath) -> bool:
+        """`dev_data/<schema>/<event>.jsonl`, or a pre-0.1.0 file at the root of `dev_data/`."""
+        parent = path.parent
+        return parent.name == "dev_data" or (
+            _SCHEMA_DIR.match(parent.name) is not None and parent.parent.name == "dev_data"
+        )
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: ContinueRecord = parse(ContinueRecord, record, self.name)

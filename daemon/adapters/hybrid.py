@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import Signals, Timestamp, parse
+from daemon.adapters.paths import named
 from daemon.interaction import OWN_KEY, FileState, Reading
 
 EVENTS = frozenset({"context_augmented", "route_decided", "learning_triggered", "pattern_stored", "dataset_updated"})
@@ -23,6 +24,7 @@ class HybridRecord(Signals):
 
 class HybridAdapter:
     name = "hybrid"
+    claims = staticmethod(named("hybrid-events"))
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: HybridRecord = parse(HybridRecord, record, self.name)

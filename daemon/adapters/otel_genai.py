@@ -25,6 +25,7 @@ from pydantic import BeforeValidator, Field, ValidationError
 
 from daemon.adapters.base import AdapterError, RecordModel, parse
 from daemon.adapters.otel_messages import Conversation, conversation
+from daemon.adapters.paths import nothing
 from daemon.interaction import SIGNALS, FileState, Reading
 
 CHAT_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
@@ -325,6 +326,7 @@ def _traces(spans: list[Span]) -> dict[str, TraceSpans]:
 
 class OtelGenAiAdapter:
     name = "otel"
+    claims = staticmethod(nothing)  # told by its records' shape only: exporters name their files freely
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         if "resourceSpans" not in record:

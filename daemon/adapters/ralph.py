@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import Items, RecordModel, Signals, Timestamp, items, parse
+from daemon.adapters.paths import named
 from daemon.interaction import FileState, Reading
 
 EVENTS = frozenset(
@@ -40,6 +41,7 @@ class RalphRecord(Signals):
 
 class RalphAdapter:
     name = "ralph"
+    claims = staticmethod(named("ralph-events"))
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: RalphRecord = parse(RalphRecord, record, self.name)

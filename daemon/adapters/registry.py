@@ -1,9 +1,12 @@
-"""Choosing the adapter for a record: by the file's name first, then by the record's shape."""
+"""Choosing the adapter for a record: by the file's name first, then by the record's shape.
+
+Each adapter declares the files it claims (`claims`) and the records it recognizes (`recognizes`); this is
+the one table of them, in the order they are tried.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -17,44 +20,13 @@ from daemon.adapters.continue_dev import ContinueAdapter
 from daemon.adapters.generic import GenericAdapter
 from daemon.adapters.hybrid import HybridAdapter
 from daemon.adapters.otel_genai import OtelGenAiAdapter, console_exporter_hint
+from daemon.adapters.paths import base_name, file_hint
 from daemon.adapters.ralph import RalphAdapter
 from daemon.adapters.vscode import VscodeAdapter
 from daemon.config import GenericStream
 from daemon.interaction import Interaction, Reading
 
 UNKNOWN = "unknown"
-_ROTATION = re.compile(r"(\.jsonl)(?:[.-]\d+)?(?:\.gz)?$")
-_CONTINUE_DIR = re.compile(r"^\d+\.\d+\.\d+$")
-_UUID_NAME = re.compile(r"^(?:agent-)?[0-9a-f]{8}(?:-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\.jsonl$|^agent-[0-9a-f]+\.jsonl$")
-
-
-def base_name(path: PurePath) -> str:
-    """A telemetry file's name without rotation suffixes: `ralph-events.jsonl.2.gz` -> `ralph-events.jsonl`."""
-    return _ROTATION.sub(r"\1", path.name)
-
-
-def file_hint(path: PurePath) -> str:
-    """What a file's name tells its adapter: the name without `.jsonl` and rotation suffixes."""
-    return base_name(path).removesuffix(".jsonl")
-
-
-def _is_continue(path: PurePath) -> bool:
-    """`dev_data/<schema>/<event>.jsonl`, or a pre-0.1.0 file at the root of `dev_data/`."""
-    parent = path.parent
-    return parent.name == "dev_data" or (
-        _CONTINUE_DIR.match(parent.name) is not None and parent.parent.name == "dev_data"
-    )
-
-
-def _is_claude_code(path: PurePath) -> bool:
-    """`~/.claude/projects/<project>/<session>.jsonl` (and its subagents' `agent-*.jsonl`)."""
-    name = base_name(path)
-    return path.parent.parent.name == "projects" and _UUID_NAME.match(name) is not None
-
-
-def _is_codex(path: PurePath) -> bool:
-    """`~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<session id>.jsonl`."""
-    return base_name(path).startswith("rollout-")
 
 
 @dataclass(frozen=True)
@@ -71,26 +43,23 @@ class Stream:
     diagnose: Callable[[bytes], str | None] | None = None
 
 
-def _prefix(prefix: str) -> Callable[[PurePath], bool]:
-    return lambda path: base_name(path).startswith(prefix)
-
-
 class AdapterRegistry:
     """Knows every adapter; picks one per file (by name) or per record (by shape)."""
 
     def __init__(self, generic: list[GenericStream]) -> None:
-        # The one table of formats: names by prefix first, then by folder layout (a prefix wins in dev_data/).
+        # The one table of formats, each adapter's own claims on file names and record shapes; in this order
+        # (a name prefix wins over a folder layout: `ralph-events.jsonl` in dev_data/ is Ralph's).
         self.streams: list[Stream] = [
-            Stream(RalphAdapter(), _prefix("ralph-events"), RalphAdapter.recognizes),
-            Stream(VscodeAdapter(), _prefix("vscode-events"), VscodeAdapter.recognizes),
-            Stream(AidbAdapter(), _prefix("aidb-events"), AidbAdapter.recognizes),
-            Stream(HybridAdapter(), _prefix("hybrid-events"), HybridAdapter.recognizes),
-            Stream(CodexAdapter(), _is_codex, CodexAdapter.recognizes),
-            Stream(ContinueAdapter(), _is_continue, ContinueAdapter.recognizes),
-            Stream(ClaudeCodeAdapter(), _is_claude_code, ClaudeCodeAdapter.recognizes),
+            Stream(RalphAdapter(), RalphAdapter.claims, RalphAdapter.recognizes),
+            Stream(VscodeAdapter(), VscodeAdapter.claims, VscodeAdapter.recognizes),
+            Stream(AidbAdapter(), AidbAdapter.claims, AidbAdapter.recognizes),
+            Stream(HybridAdapter(), HybridAdapter.claims, HybridAdapter.recognizes),
+            Stream(CodexAdapter(), CodexAdapter.claims, CodexAdapter.recognizes),
+            Stream(ContinueAdapter(), ContinueAdapter.claims, ContinueAdapter.recognizes),
+            Stream(ClaudeCodeAdapter(), ClaudeCodeAdapter.claims, ClaudeCodeAdapter.recognizes),
             Stream(
                 OtelGenAiAdapter(),
-                lambda path: False,
+                OtelGenAiAdapter.claims,
                 OtelGenAiAdapter.recognizes,
                 certain=True,
                 diagnose=console_exporter_hint,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.adapters.base import RecordModel, Signals, Timestamp, parse
+from daemon.adapters.paths import named
 from daemon.interaction import OWN_KEY, FileState, Reading
 
 
@@ -32,6 +33,7 @@ class VscodeRecord(Signals):
 
 class VscodeAdapter:
     name = "vscode"
+    claims = staticmethod(named("vscode-events"))
 
     def read(self, record: dict[str, Any], file_hint: str | None, state: FileState | None = None) -> Reading:
         r: VscodeRecord = parse(VscodeRecord, record, self.name)

@@ -12,23 +12,61 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
 
 from daemon.config import Settings
-from storage.datasets import read_records, trainable
+from storage.datasets import TRAIN, VALIDATION, Datasets, read_records
 from storage.db import ensure_private_dir
-from storage.models import CANDIDATE, FAILED, REJECTED, ModelRegistry
+from storage.models import ModelRegistry, ModelStatus
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 
 
+class CycleStatus(StrEnum):
+    """How a cycle ended."""
+
+    SKIPPED = "skipped"  # not run: too few examples, another run in progress, or skilld stopping
+    FAILED = "failed"  # training or evaluation failed
+    REJECTED = "rejected"  # trained and evaluated, not good enough
+    PROMOTED = "promoted"  # the new active version, deployed
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+class CycleResult(BaseModel):
+    """What one cycle came to; `model_dump()` is what `skilld finetune --json` prints."""
+
+    status: CycleStatus
+    version: int | None = None
+    adapter: str | None = None
+    metrics: dict[str, Any] = {}
+    reason: str | None = Field(default=None, exclude_if=_is_none)  # why it was skipped, failed or rejected
+    deployment: dict[str, Any] | None = Field(default=None, exclude_if=_is_none)  # how a promoted one went live
+
+
+class CycleLearner(Protocol):
+    """What a cycle uses of the learner: the dataset to split, and the switch to a promoted adapter."""
+
+    @property
+    def datasets(self) -> Datasets: ...
+
+    def use_adapter(self, adapter: Path | None) -> dict[str, Any]: ...
+
+
 class FineTuner:
     """Runs cycles one at a time; their state lives in the model registry, so a restart sees it."""
 
-    def __init__(self, settings: Settings, registry: ModelRegistry, learner: Any, lock: threading.RLock) -> None:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, learner: CycleLearner, lock: threading.RLock
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.learner = learner
@@ -51,35 +89,31 @@ class FineTuner:
         return self.settings.llm.model_path or bundled_model_path()
 
     def run(self, trigger: str, on_progress: Progress | None = None) -> dict[str, Any]:
+        """One cycle, as the command line and the API print it (`CycleResult.model_dump()`)."""
+        return self.cycle(trigger, on_progress).model_dump()
+
+    def cycle(self, trigger: str, on_progress: Progress | None = None) -> CycleResult:
         """One cycle: skipped (with the reason), promoted, rejected (with the reason) or failed."""
         busy = "skilld is stopping" if self.cancelled.is_set() else "a fine-tuning run is already in progress"
         if self.cancelled.is_set() or not self._running.acquire(blocking=False):
-            return {
-                "status": "skipped",
-                "reason": busy,
-                "version": None,
-                "adapter": None,
-                "metrics": {},
-            }
+            return CycleResult(status=CycleStatus.SKIPPED, reason=busy)
         try:
             return self._cycle(trigger, on_progress)
         finally:
             self._running.release()
             self.progress = {}
 
-    def _cycle(self, trigger: str, on_progress: Progress | None) -> dict[str, Any]:
+    def _cycle(self, trigger: str, on_progress: Progress | None) -> CycleResult:
         config = self.settings.finetune
         with self.lock:
-            examples = sum(map(trainable, read_records(self.settings.home / "datasets" / "finetune.jsonl")))
+            examples = Datasets.count_examples(self.settings.home)
         if examples < config.min_examples:
-            return {
-                "status": "skipped",
-                "version": None,
-                "adapter": None,
-                "metrics": {"examples": examples},
-                "reason": f"{examples} examples in the dataset, fine-tuning needs finetune.min_examples="
+            return CycleResult(
+                status=CycleStatus.SKIPPED,
+                metrics={"examples": examples},
+                reason=f"{examples} examples in the dataset, fine-tuning needs finetune.min_examples="
                 f"{config.min_examples}",
-            }
+            )
         base = self.base_model()
         with self.lock:
             version = self.registry.start(str(base), examples, trigger)
@@ -109,19 +143,19 @@ class FineTuner:
             (run_dir / "job.json").write_text(json.dumps(job, indent=2))
             metrics = self._train(run_dir, on_progress)
             with self.lock:
-                self.registry.update(version, status=CANDIDATE, adapter=str(adapter), metrics=metrics)
+                self.registry.update(version, status=ModelStatus.CANDIDATE, adapter=str(adapter), metrics=metrics)
             metrics.update(self._evaluate(base, adapter, validation))
         except Exception as exc:
             with self.lock:
-                self.registry.update(version, status=FAILED, reason=str(exc))
+                self.registry.update(version, status=ModelStatus.FAILED, reason=str(exc))
             log.error("fine-tuning failed", extra={"version": version, "error": str(exc)})
-            return {"status": "failed", "version": version, "adapter": None, "metrics": {}, "reason": str(exc)}
+            return CycleResult(status=CycleStatus.FAILED, version=version, reason=str(exc))
         return self._decide(version, adapter, metrics)
 
     def _split(self, run_dir: Path) -> tuple[Path, Path]:
         with self.lock:
             self.learner.datasets.export(run_dir / "data", self.settings.dataset.validation_fraction)
-        train, validation = run_dir / "data" / "train.jsonl", run_dir / "data" / "validation.jsonl"
+        train, validation = run_dir / "data" / TRAIN, run_dir / "data" / VALIDATION
         train_rows, held_out = read_records(train), read_records(validation)
         if not held_out and len(train_rows) > 1:  # a tiny dataset: hold one example out all the same
             held_out, train_rows = train_rows[-1:], train_rows[:-1]
@@ -203,7 +237,7 @@ class FineTuner:
             "eval_examples": len(held_out),
         }
 
-    def _decide(self, version: int, adapter: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    def _decide(self, version: int, adapter: Path, metrics: dict[str, Any]) -> CycleResult:
         margin = self.settings.finetune.promote_margin
         before, after = float(metrics["loss_before"]), float(metrics["loss_after"])
         improvement = (before - after) / before if before > 0 else 0.0
@@ -221,25 +255,18 @@ class FineTuner:
             reasons.append(f"schema-valid extraction rate regressed {rate_before:.0%} -> {rate_after:.0%}")
         with self.lock:
             if reasons:
+                reason = "; ".join(reasons)
                 self.registry.update(
-                    version, status=REJECTED, adapter=str(adapter), metrics=metrics, reason="; ".join(reasons)
+                    version, status=ModelStatus.REJECTED, adapter=str(adapter), metrics=metrics, reason=reason
                 )
-                log.info("candidate rejected", extra={"version": version, "reason": "; ".join(reasons)})
-                return {
-                    "status": "rejected",
-                    "version": version,
-                    "adapter": str(adapter),
-                    "metrics": metrics,
-                    "reason": "; ".join(reasons),
-                }
+                log.info("candidate rejected", extra={"version": version, "reason": reason})
+                return CycleResult(
+                    status=CycleStatus.REJECTED, version=version, adapter=str(adapter), metrics=metrics, reason=reason
+                )
             self.registry.update(version, adapter=str(adapter), metrics=metrics, reason="")
             self.registry.promote(version)
         deployment = self.learner.use_adapter(adapter)
         log.info("candidate promoted", extra={"version": version, "adapter": str(adapter)})
-        return {
-            "status": "promoted",
-            "version": version,
-            "adapter": str(adapter),
-            "metrics": metrics,
-            "deployment": deployment,
-        }
+        return CycleResult(
+            status=CycleStatus.PROMOTED, version=version, adapter=str(adapter), metrics=metrics, deployment=deployment
+        )

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from storage.files import replacing
+
 
 class UnsupportedArchitecture(Exception):
     """A base model whose adapter layout skilld does not know; its message names the supported ones."""
@@ -62,31 +64,30 @@ def export_gguf_lora(state: Mapping[str, Any], config: Any, arch: str, alpha: fl
     layout = supported(arch)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[layout.gguf_arch.upper()], int(config.num_hidden_layers))
     heads, kv_heads = int(config.num_attention_heads), int(config.num_key_value_heads)
-    partial = path.with_name(path.name + ".partial")  # renamed when whole: never half an adapter under its name
-    writer = gguf.GGUFWriter(str(partial), layout.gguf_arch)
-    writer.add_string("general.type", "adapter")
-    writer.add_string("adapter.type", "lora")
-    writer.add_float32("adapter.lora.alpha", float(alpha))
-    adapted = 0
-    for key in sorted(state):
-        if ".lora_A." not in key:
-            continue
-        module = key.split("base_model.model.", 1)[-1].split(".lora_A.", 1)[0]
-        target = names.get_name(module)
-        if target is None:
-            raise UnsupportedArchitecture(f"no llama.cpp tensor for {module} in a {arch} model")
-        lora_a = state[key].detach().float().cpu().numpy()
-        lora_b = state[key.replace(".lora_A.", ".lora_B.")].detach().float().cpu().numpy()
-        if layout.permute_qk and module.endswith("q_proj"):
-            lora_b = _permute(lora_b, heads)
-        elif layout.permute_qk and module.endswith("k_proj"):
-            lora_b = _permute(lora_b, kv_heads)
-        writer.add_tensor(f"{target}.weight.lora_a", np.ascontiguousarray(lora_a, dtype=np.float32))
-        writer.add_tensor(f"{target}.weight.lora_b", np.ascontiguousarray(lora_b, dtype=np.float32))
-        adapted += 1
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    partial.rename(path)
+    with replacing(path) as partial:  # renamed when whole: never half an adapter under its name
+        writer = gguf.GGUFWriter(str(partial), layout.gguf_arch)
+        writer.add_string("general.type", "adapter")
+        writer.add_string("adapter.type", "lora")
+        writer.add_float32("adapter.lora.alpha", float(alpha))
+        adapted = 0
+        for key in sorted(state):
+            if ".lora_A." not in key:
+                continue
+            module = key.split("base_model.model.", 1)[-1].split(".lora_A.", 1)[0]
+            target = names.get_name(module)
+            if target is None:
+                raise UnsupportedArchitecture(f"no llama.cpp tensor for {module} in a {arch} model")
+            lora_a = state[key].detach().float().cpu().numpy()
+            lora_b = state[key.replace(".lora_A.", ".lora_B.")].detach().float().cpu().numpy()
+            if layout.permute_qk and module.endswith("q_proj"):
+                lora_b = _permute(lora_b, heads)
+            elif layout.permute_qk and module.endswith("k_proj"):
+                lora_b = _permute(lora_b, kv_heads)
+            writer.add_tensor(f"{target}.weight.lora_a", np.ascontiguousarray(lora_a, dtype=np.float32))
+            writer.add_tensor(f"{target}.weight.lora_b", np.ascontiguousarray(lora_b, dtype=np.float32))
+            adapted += 1
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
     return adapted
