@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from daemon.adapters.continue_dev import CHAT_KEY, autocomplete_key
 from daemon.commands import COMMANDS
 from daemon.commands import run as run_command
 from daemon.control import TOKEN_NAME
@@ -182,12 +183,12 @@ def _address(app: "Skilld", body: FeedbackRequest) -> str:
     redact = app.privacy.redactor.text
     with app.lock:
         if body.completion_id is not None:
-            key = f"continue:autocomplete:{redact(body.completion_id)}"
+            key = autocomplete_key(redact(body.completion_id))
             if not app.store.events_of(key):
                 raise Rejected(f"no Continue completion {body.completion_id!r} seen", 404)
             return key
         assert body.session_id is not None and body.prompt is not None
-        chat = app.store.find_continue_chat(redact(body.session_id), redact(body.prompt))
+        chat = app.store.find_continue_chat(CHAT_KEY, redact(body.session_id), redact(body.prompt))
     if chat is None:
         raise Rejected("no chat with that session_id and prompt seen", 404)
     return chat

@@ -19,7 +19,7 @@ from daemon.ingest import Ingestor, IngestReport
 from daemon.interaction import Interaction
 from daemon.interactions import load_interaction
 from daemon.parallel import ingest_in_parallel, share_by_size
-from daemon.pipeline import SCORED_CURSOR, SKILL_COUNT, Learner
+from daemon.pipeline import SCORED_CURSOR, Learner
 from daemon.privacy import Privacy, Redactor, UserHasher
 from daemon.recheck import RETIRED_EXAMPLES, RETIRED_SKILLS
 from daemon.replay import replay_dead_letters
@@ -27,6 +27,7 @@ from daemon.sources.tailer import Tailer, find_files
 from daemon.status import status_report
 from storage.db import ensure_private_dir
 from storage.events import EventStore
+from storage.learning import SKILL_COUNT
 from storage.models import ModelRegistry
 
 log = logging.getLogger(__name__)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from storage.files import write_atomic
 
 # Where each tool keeps its telemetry, relative to the home directory.
 KNOWN_TOOLS: tuple[tuple[str, str], ...] = (
@@ -58,12 +59,6 @@ def write_paths(config: Path, paths: list[Path], force: bool) -> list[str]:
     listed += [str(p) for p in paths if str(p) not in listed]
     telemetry["paths"] = listed
     config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = config.with_name(f".{config.name}.{os.getpid()}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(b"# Written by `skilld init`; every key is documented in skilld's README.\n")
-        tomli_w.dump(settings, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, config)
+    header = b"# Written by `skilld init`; every key is documented in skilld's README.\n"
+    write_atomic(config, header + tomli_w.dumps(settings).encode())
     return listed

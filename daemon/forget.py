@@ -31,17 +31,9 @@ def forget_user(app: Skilld, user_id: str) -> dict[str, Any]:
     user = app.privacy.hasher.hash(user_id)
     learner = app.learner
     with app.lock:
-        conn = app.store.conn
-        keys = {
-            r[0]
-            for r in conn.execute(
-                "SELECT interaction_key FROM events WHERE user_hash = ? AND interaction_key IS NOT NULL "
-                "UNION SELECT interaction_key FROM scores WHERE user_hash = ?",
-                (user, user),
-            )
-        }
+        keys = app.store.interactions_of_user(user)
         queries = set()
-        ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE user_hash = ?", (user,))]
+        ids = app.store.events_of_user(user)
         for key in keys:
             interaction = load_interaction(app.store, app.registry, key)
             if interaction is not None and interaction.query:
@@ -49,14 +41,9 @@ def forget_user(app: Skilld, user_id: str) -> dict[str, Any]:
             ids.extend(r[0] for r in app.store.events_of(key))
         counts: dict[str, Any] = {"user": user, "interactions": len(keys)}
         derived = _forget_derived(app, keys, queries, user)
-        marks = ",".join("?" * len(keys))
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            for table, name in (("scores", "scores"), ("extraction_queue", "queued"), ("feedback", "feedback")):
-                sql = f"DELETE FROM {table} WHERE interaction_key IN ({marks})"
-                counts[name] = conn.execute(sql, sorted(keys)).rowcount if keys else 0
+        counts.update(learner.learning.forget_interactions(keys))
         needle = json.dumps(user_id, ensure_ascii=False)  # the raw id as a JSON string, as a line carries it
-        letters = [r[0] for r in conn.execute("SELECT id FROM dead_letters WHERE instr(content, ?) > 0", (needle,))]
+        letters = app.store.dead_letters_containing(needle)
         counts["events"] = app.store.bury("events", sorted(set(ids)))
         counts["dead_letters"] = app.store.bury("dead_letters", letters)
         counts.update(derived)

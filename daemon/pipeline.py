@@ -21,7 +21,7 @@ from daemon.interactions import load_interaction
 from daemon.privacy import Privacy
 from daemon.scoring import value_score
 from storage.events import EventStore
-from storage.learning import LearningStore, QueueState
+from storage.learning import SKILL_COUNT, LearningStore, QueueState
 from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore, point_id
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCORED_CURSOR = "scored_seq"
-SKILL_COUNT = "skills"
 
 
 def learnable(interaction: Interaction) -> bool:

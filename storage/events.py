@@ -381,13 +381,35 @@ class EventStore:
             )
         ]
 
-    def find_continue_chat(self, session_id: str, prompt: str) -> str | None:
-        """The interaction key of the latest Continue chat with this session id and prompt (both as stored)."""
+    # -- one user's data (`skilld forget`) -------------------------------------------------------------------
+    def interactions_of_user(self, user_hash: str) -> set[str]:
+        """Interactions with an event, or a score, of this (hashed) user."""
+        return {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT interaction_key FROM events WHERE user_hash = ? AND interaction_key IS NOT NULL "
+                "UNION SELECT interaction_key FROM scores WHERE user_hash = ?",
+                (user_hash, user_hash),
+            )
+        }
+
+    def events_of_user(self, user_hash: str) -> list[str]:
+        """Ids of the events this (hashed) user wrote."""
+        return [row[0] for row in self.conn.execute("SELECT id FROM events WHERE user_hash = ?", (user_hash,))]
+
+    def dead_letters_containing(self, needle: str) -> list[str]:
+        """Ids of the dead letters whose kept content holds this text."""
+        rows = self.conn.execute("SELECT id FROM dead_letters WHERE instr(content, ?) > 0", (needle,))
+        return [row[0] for row in rows]
+
+    def find_continue_chat(self, key_prefix: str, session_id: str, prompt: str) -> str | None:
+        """The interaction key (starting with the adapter's chat prefix) of the latest Continue chat with this
+        session id and prompt (both as stored)."""
         row = self.conn.execute(
-            "SELECT interaction_key FROM events WHERE source = 'continue' AND interaction_key LIKE 'continue:chat:%' "
+            "SELECT interaction_key FROM events WHERE source = 'continue' AND substr(interaction_key, 1, ?) = ? "
             "AND json_extract(record, '$.sessionId') = ? AND json_extract(record, '$.prompt') = ? "
             "ORDER BY seq DESC LIMIT 1",
-            (session_id, prompt),
+            (len(key_prefix), key_prefix, session_id, prompt),
         ).fetchone()
         return None if row is None else str(row[0])
 

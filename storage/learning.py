@@ -247,6 +247,17 @@ class LearningStore:
         ).fetchone()
         return (int(row[0]), row[1]) if row else None
 
+    def forget_interactions(self, keys: set[str]) -> dict[str, int]:
+        """Delete the scores, queue items and feedback of these interactions, in one transaction; how many."""
+        marks = ",".join("?" * len(keys))
+        counts: dict[str, int] = {}
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for table, name in (("scores", "scores"), ("extraction_queue", "queued"), ("feedback", "feedback")):
+                sql = f"DELETE FROM {table} WHERE interaction_key IN ({marks})"
+                counts[name] = self.conn.execute(sql, sorted(keys)).rowcount if keys else 0
+        return counts
+
     def interaction_of_event(self, event_id: str) -> str | None:
         row = self.conn.execute("SELECT interaction_key FROM events WHERE id = ?", (event_id,)).fetchone()
         return row[0] if row else None

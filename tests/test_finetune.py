@@ -13,7 +13,7 @@ import pytest
 from daemon.app import Skilld
 from daemon.config import Settings
 from daemon.finetune.export import UnsupportedArchitecture, architecture_of, export_gguf_lora, supported
-from extractors.llama_cpp import bundled_model_path
+from extractors.llama_cpp import LlamaCppBackend, bundled_model_path
 from storage.datasets import Datasets
 from storage.models import ModelRegistry
 
@@ -125,7 +125,8 @@ def test_a_base_model_that_cannot_fit_is_refused_in_one_line(monkeypatch: pytest
         train.choose_dtype(bundled_model_path(), "cpu")
 
 
-def _fill_dataset(app: Skilld, embedder: Any) -> None:
+def fill_dataset(app: Skilld, embedder: Any) -> None:
+    """Six training examples in the app's dataset, enough for a cycle with `finetune.min_examples = 4`."""
     app.learner._embedder = embedder
     datasets: Datasets = app.learner.datasets
     for i, topic in enumerate(TOPICS):
@@ -145,12 +146,23 @@ def tuning(settings: Settings, embedder: Any) -> Iterator[Skilld]:
     settings.finetune.max_length = 128
     settings.dataset.validation_fraction = 0.2
     app = Skilld(settings)
-    _fill_dataset(app, embedder)
+    fill_dataset(app, embedder)
     yield app
     app.close()
 
 
-def test_a_full_cycle_trains_evaluates_promotes_and_switches_the_extractor(tuning: Skilld) -> None:
+def _next_token_logits(backend: LlamaCppBackend, tokens: list[int]) -> np.ndarray[Any, Any]:
+    import llama_cpp
+
+    backend.llm.reset()
+    backend.llm.eval(tokens)
+    pointer = llama_cpp.llama_get_logits_ith(backend.llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(pointer, shape=(backend.llm.n_vocab(),)).copy()
+
+
+def test_a_full_cycle_trains_evaluates_promotes_and_switches_the_extractor(
+    tuning: Skilld, llama: LlamaCppBackend
+) -> None:
     events: list[dict[str, Any]] = []
     result = tuning.finetune("manual", events.append)
     assert result["status"] == "promoted", result
@@ -165,11 +177,21 @@ def test_a_full_cycle_trains_evaluates_promotes_and_switches_the_extractor(tunin
     assert result["deployment"] == {"mode": "in-process", "adapter": str(adapter), "switched": True}
     extraction = tuning.learner.extractor.extract("How do I undo a git commit?", "Run git reset --soft HEAD~1.")
     assert extraction.pattern.steps  # generated through the promoted adapter
-    assert tuning.learner.extractor.backend.model_path == bundled_model_path()  # type: ignore[attr-defined]
+    served = tuning.learner.extractor.backend
+    assert isinstance(served, LlamaCppBackend) and served.model_path == bundled_model_path()
+    assert served.llm.lora_path == str(adapter) and served.llm._lora_adapter is not None  # llama.cpp holds it
+    # The extractor computes with the adapter: the same prompt gives other logits than the base model alone.
+    prompt = served.prompt_tokens([{"role": "user", "content": "How do I index a PostgreSQL column?"}])
+    base = _next_token_logits(llama, prompt)
+    adapted = np.abs(_next_token_logits(served, prompt) - base).max()
     state = tuning.status()["finetune"]
     assert state["active_version"] == result["version"] and state["versions"][-1]["status"] == "active"
     rolled = tuning.rollback()
     assert rolled["active_version"] is None and rolled["adapter"] is None and tuning.learner.adapter is None
+    back = tuning.learner.extractor.backend
+    assert isinstance(back, LlamaCppBackend) and back.llm.lora_path is None
+    same = np.abs(_next_token_logits(back, prompt) - base).max()
+    assert adapted > 0.1 and same < adapted / 100, (adapted, same)  # and without it, the base model's again
     assert ModelRegistry(tuning.store.conn).get(result["version"])["status"] == "rolled back"  # type: ignore[index]
 
 

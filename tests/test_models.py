@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import math
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
+from pydantic import BaseModel
 
 from extractors.base import Completion
 from extractors.extractor import ExtractionError, Extractor
 from extractors.llama_cpp import LlamaCppBackend, bundled_model_path
 from extractors.openai_http import OpenAIHttpBackend
-from extractors.schema import NoSkill, SkillPattern, parse_answer
+from extractors.schema import NoSkill, SkillPattern, answer_json_schema, parse_answer
 from storage.embeddings import Embedder
 
 pytestmark = pytest.mark.slow
@@ -63,13 +69,125 @@ def test_the_bundled_model_extracts_a_schema_valid_skill(llama: LlamaCppBackend,
         assert extraction.no_skill is not None and 3 <= len(extraction.no_skill) <= 120
 
 
+def grammar_accepts(llama: LlamaCppBackend, schema: dict[str, Any], text: str, whole: bool = True) -> bool:
+    """Whether llama.cpp, under the grammar of a schema, lets a model write `text` (whole: and then stop)."""
+    import llama_cpp
+
+    grammar = llama_cpp.llama_sampler_init_grammar(llama.decoder.vocab, llama.grammar(schema).encode(), b"root")
+    end = llama.llm.token_eos()
+    tokens: list[int] = llama.llm.tokenize(text.encode(), add_bos=False, special=False)
+    try:
+        for token in [*tokens, end] if whole else tokens:
+            candidate = (llama_cpp.llama_token_data * 1)(llama_cpp.llama_token_data(token, 0.0, 0.0))
+            array = llama_cpp.llama_token_data_array(data=candidate, size=1, selected=-1, sorted=False)
+            llama_cpp.llama_sampler_apply(grammar, ctypes.byref(array))
+            if not math.isfinite(candidate[0].logit):  # the grammar forbids this token here
+                return False
+            if token != end:
+                llama_cpp.llama_sampler_accept(grammar, token)
+        return True
+    finally:
+        llama_cpp.llama_sampler_free(grammar)
+
+
 def test_constrained_output_is_json_even_when_the_text_asks_otherwise(llama: LlamaCppBackend) -> None:
     extractor = Extractor(llama)
     messages = extractor.prompt.render(*INTERACTIONS[2], 1500)
     completion = llama.complete(messages, extractor.schema, 400)
     parse_answer(completion.text)
+    assert grammar_accepts(llama, extractor.schema, completion.text)
+    # The same model unconstrained writes what the grammar would have refused: not even the start of an answer.
     plain = llama.complete(messages, None, 40)
-    assert plain.tokens > 0  # the same model, unconstrained, is free to write anything
+    assert plain.tokens > 0 and not grammar_accepts(llama, extractor.schema, plain.text, whole=False), plain.text
+    with pytest.raises(ValueError):
+        parse_answer(plain.text)
+
+
+def _annotations(node: Any) -> list[str]:
+    """Keywords anywhere in a schema that document it without constraining it."""
+    if not isinstance(node, dict):
+        return [found for item in node for found in _annotations(item)] if isinstance(node, list) else []
+    found = [key for key in ("title", "description", "default") if key in node]
+    for key, value in node.items():
+        if key == "properties":
+            found += [f for sub in value.values() for f in _annotations(sub)]
+        elif key in ("items", "anyOf"):
+            found += _annotations(value)
+    return found
+
+
+def test_the_schema_is_generated_from_the_models_with_only_what_constrains() -> None:
+    schema = answer_json_schema()
+    models: tuple[type[BaseModel], ...] = (SkillPattern, NoSkill)
+    for branch, model in zip(schema["anyOf"], models, strict=True):
+        assert branch["type"] == "object" and branch["additionalProperties"] is False
+        assert list(branch["properties"]) == branch["required"] == list(model.model_fields)  # every key, in order
+    assert _annotations(schema) == []
+    items = {name: prop.get("items") for name, prop in schema["anyOf"][0]["properties"].items()}
+    assert items["steps"] == {"type": "string", "minLength": 3, "maxLength": 150}
+    assert items["prerequisites"] == {"type": "string", "minLength": 2, "maxLength": 100}
+    assert items["tags"] == {"type": "string", "pattern": r"^[a-z][a-z0-9+#.-]{1,23}$"}
+
+
+SKILL = {
+    "name": "Reverse a list",
+    "description": "Make a reversed copy of a list.",
+    "prerequisites": ["python 3"],
+    "steps": ["Slice with [::-1]"],
+    "tags": ["python"],
+    "example": "xs[::-1]",
+}
+ANSWERS: dict[str, tuple[dict[str, Any], bool]] = {
+    "a skill": (SKILL, True),
+    "a no-skill verdict": ({"no_skill": "a greeting"}, True),
+    "every bound at its limit": (
+        {
+            **SKILL,
+            "name": "n" * 60,
+            "prerequisites": ["ab", "p" * 100, "cd"],
+            "steps": ["abc", "s" * 150, "Run it", "Check it", "Commit it"],
+            "tags": ["c++", "node.js", "c#", "a" + "b" * 23, "git"],
+            "example": "e" * 300,
+        },
+        True,
+    ),
+    "no prerequisites and no example": ({**SKILL, "prerequisites": [], "example": ""}, True),
+    "a name too short": ({**SKILL, "name": "ab"}, False),
+    "a step too short": ({**SKILL, "steps": ["ok"]}, False),
+    "a step too long": ({**SKILL, "steps": ["s" * 151]}, False),
+    "no steps": ({**SKILL, "steps": []}, False),
+    "six steps": ({**SKILL, "steps": ["Do it"] * 6}, False),
+    "a prerequisite too short": ({**SKILL, "prerequisites": ["x"]}, False),
+    "a prerequisite too long": ({**SKILL, "prerequisites": ["p" * 101]}, False),
+    "four prerequisites": ({**SKILL, "prerequisites": ["ab"] * 4}, False),
+    "a tag that is not a word": ({**SKILL, "tags": ["Python"]}, False),
+    "a tag too long": ({**SKILL, "tags": ["a" * 25]}, False),
+    "an example too long": ({**SKILL, "example": "e" * 301}, False),
+    "a key more": ({**SKILL, "author": "me"}, False),
+    "both branches at once": ({**SKILL, "no_skill": "both at once"}, False),
+    "a verdict too short": ({"no_skill": "no"}, False),
+}
+
+
+def _valid_for_the_model(text: str) -> bool:
+    try:
+        parse_answer(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_the_grammar_of_the_generated_schema_accepts_exactly_what_the_models_accept(llama: LlamaCppBackend) -> None:
+    schema = answer_json_schema()  # converted by llama_cpp's json_schema_to_gbnf, as in extraction
+    for case, (answer, valid) in ANSWERS.items():
+        text = json.dumps(answer)
+        assert _valid_for_the_model(text) is valid, case
+        assert grammar_accepts(llama, schema, text) is valid, case
+    # The grammar is stricter in form only: it has the model write every key, in the model's field order.
+    reordered = json.dumps({"tags": SKILL["tags"], **{k: v for k, v in SKILL.items() if k != "tags"}})
+    defaulted = json.dumps({k: v for k, v in SKILL.items() if k not in ("prerequisites", "example")})
+    for text in (reordered, defaulted):
+        assert _valid_for_the_model(text) and not grammar_accepts(llama, schema, text)
 
 
 class Scripted:
@@ -116,7 +234,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_http_backend_extracts_through_a_real_llama_cpp_server() -> None:
+@contextmanager
+def llama_cpp_server() -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on the bundled model; yields its URL once it answers."""
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -135,21 +255,28 @@ def test_the_http_backend_extracts_through_a_real_llama_cpp_server() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    url = f"http://127.0.0.1:{port}"
     try:
-        backend = OpenAIHttpBackend(f"http://127.0.0.1:{port}", timeout=120)
         deadline = time.monotonic() + 60
         while True:
             try:
-                extraction = Extractor(backend).extract(*INTERACTIONS[1])
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        assert isinstance(extraction.answer, SkillPattern | NoSkill) and extraction.tokens > 0
+                if httpx.get(f"{url}/v1/models", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"llama_cpp.server did not start (exit status {server.poll()})")
+            time.sleep(0.25)
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_http_backend_extracts_through_a_real_llama_cpp_server() -> None:
+    with llama_cpp_server() as url:
+        extraction = Extractor(OpenAIHttpBackend(url, timeout=120)).extract(*INTERACTIONS[1])
+    assert isinstance(extraction.answer, SkillPattern | NoSkill) and extraction.tokens > 0
 
 
 def test_an_unreachable_endpoint_is_a_backend_error() -> None:

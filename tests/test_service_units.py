@@ -1,7 +1,13 @@
-"""The systemd units: their exposure scores, and the unit as scripts/install-service installs it verifies."""
+"""The systemd units: their exposure scores, and the unit as scripts/install-service installs it.
+
+The drop-in is checked with a parser everywhere (what `systemd-analyze verify` would refuse: sections, absolute
+paths, an executable ExecStart=, environment names, addresses, stray specifiers); `systemd-analyze` itself,
+where it is installed, rates the units and verifies them as the service manager loads them.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -10,6 +16,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -35,19 +42,65 @@ def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Com
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
+def sections(text: str) -> dict[str, dict[str, list[str]]]:
+    """Every assignment of a unit file or drop-in, in order, by section and key (systemd's syntax)."""
+    found: dict[str, dict[str, list[str]]] = {}
+    section: dict[str, list[str]] | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = found.setdefault(line[1:-1], {})
+            continue
+        key, equals, value = line.partition("=")
+        assert equals and section is not None, f"line {number} is neither a section nor an assignment: {line}"
+        assert not line.endswith("\\"), f"line {number} continues on the next one: {line}"
+        section.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
 def settings(path: Path) -> dict[str, list[str]]:
-    """Every assignment of a unit file or drop-in, in order, by key."""
+    """Every assignment of a unit file or drop-in, in order, by key (all sections)."""
     found: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            found.setdefault(key, []).append(value)
+    for section in sections(path.read_text()).values():
+        for key, values in section.items():
+            found.setdefault(key, []).extend(values)
     return found
 
 
 def words(values: list[str]) -> list[str]:
     """The paths or addresses of list settings such as BindReadOnlyPaths=, quotes removed."""
     return [word.replace("\\:", ":") for value in values for word in shlex.split(value, posix=True)]
+
+
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_dropin(text: str) -> None:
+    """What `systemd-analyze verify` would refuse in an installed drop-in, checked without it."""
+    found = sections(text)
+    assert set(found) == {"Unit", "Service"}, set(found)
+    assert set(found["Unit"]) == {"Documentation"}
+    assert set(found["Service"]) <= {"ExecStart", "Environment", "BindPaths", "BindReadOnlyPaths", "IPAddressAllow"}
+    for values in [*found["Unit"].values(), *found["Service"].values()]:
+        for value in values:  # a lone % starts a specifier systemd would expand; %% is a literal one
+            assert "%" not in value.replace("%%", ""), value
+    (readme,) = found["Unit"]["Documentation"]
+    assert readme.startswith("file:///") and Path(unquote(readme.replace("%%", "%"))[7:]) == ROOT / "README.md"
+    reset, command = found["Service"]["ExecStart"]  # the unit's ExecStart= is reset, then replaced
+    executable = shlex.split(command.replace("$$", "$"))[0]
+    assert reset == "" and Path(executable).is_absolute() and os.access(executable, os.X_OK), command
+    for assignment in words(found["Service"]["Environment"]):
+        name, equals, _ = assignment.partition("=")
+        assert equals and ENVIRONMENT_NAME.fullmatch(name), assignment
+    for key in ("BindPaths", "BindReadOnlyPaths"):
+        reset, *lists = found["Service"][key]
+        assert reset == "" and len(lists) == 1, found["Service"][key]
+        for path in words(lists):
+            assert Path(path.removeprefix("-")).is_absolute(), f"{key}: {path}"
+    for address in words(found["Service"].get("IPAddressAllow", [])):
+        assert address == "any" or ipaddress.ip_address(address), address
 
 
 def install_env(tmp_path: Path) -> dict[str, str]:
@@ -134,20 +187,23 @@ def test_unit_declares_the_service_contract_and_leaves_out_what_the_ml_stack_nee
     assert Path(found["ExecReload"][0].split()[0]).is_file()
 
 
-@pytest.mark.parametrize("manage_telemetry", [False, True])
-def test_installed_unit_names_the_configured_paths_and_hosts_and_verifies(
-    manage_telemetry: bool, analyze: str, tmp_path: Path
-) -> None:
+def install(tmp_path: Path, manage_telemetry: bool) -> tuple[Path, list[Path], dict[str, str]]:
+    """`scripts/install-service --no-enable` on a test configuration: the drop-in, the telemetry paths, the env."""
     assert EXECUTABLE.is_file(), "the checkout needs its .venv (scripts/bootstrap)"
     telemetry = write_config(tmp_path, f"[retention]\nmanage_telemetry = {str(manage_telemetry).lower()}\n")
     env = install_env(tmp_path)
     result = run([str(INSTALL), "--no-enable"], env)
     assert result.returncode == 0, result.stderr
     print(result.stderr)
+    return tmp_path / "xdg-config" / "systemd" / "user" / "skilld.service.d" / "10-install.conf", telemetry, env
 
-    unit_dir = tmp_path / "xdg-config" / "systemd" / "user"
-    dropin = unit_dir / "skilld.service.d" / "10-install.conf"
+
+@pytest.mark.parametrize("manage_telemetry", [False, True])
+def test_installed_unit_names_the_configured_paths_and_hosts(manage_telemetry: bool, tmp_path: Path) -> None:
+    dropin, telemetry, env = install(tmp_path, manage_telemetry)
+    unit_dir = dropin.parent.parent
     assert (unit_dir / "skilld.service").read_bytes() == (ROOT / "systemd" / "skilld.service").read_bytes()
+    check_dropin(dropin.read_text())
     found = settings(dropin)
     assert found["ExecStart"] == ["", f"{EXECUTABLE} run"]
     assert f"SKILLD_HOME={tmp_path / 'state'}" in words(found["Environment"])
@@ -161,6 +217,14 @@ def test_installed_unit_names_the_configured_paths_and_hosts_and_verifies(
     assert set(words(found["IPAddressAllow"])) == {LLM, QDRANT}
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
 
+    again = run([str(INSTALL), "--no-enable"], env)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("unchanged:") == 2, again.stderr
+
+
+@pytest.mark.parametrize("manage_telemetry", [False, True])
+def test_installed_unit_verifies_with_its_dropin(manage_telemetry: bool, analyze: str, tmp_path: Path) -> None:
+    dropin, _, _ = install(tmp_path, manage_telemetry)
     verified = verify_user_unit(analyze, tmp_path)
     output = verified.stdout + verified.stderr
     print(f"systemd-analyze --user verify skilld.service: exit {verified.returncode}\n{output}")
@@ -174,31 +238,55 @@ def test_installed_unit_names_the_configured_paths_and_hosts_and_verifies(
     assert probed.returncode != 0 and "/nonexistent/skilld" in probed.stderr, probed.stderr
     probe.unlink()
 
-    again = run([str(INSTALL), "--no-enable"], env)
-    assert again.returncode == 0, again.stderr
-    assert again.stderr.count("unchanged:") == 2, again.stderr
+
+def test_the_dropin_checks_refuse_what_systemd_would() -> None:
+    good = (
+        f"[Unit]\nDocumentation=file://{ROOT / 'README.md'}\n[Service]\nExecStart=\nExecStart={EXECUTABLE} run\n"
+        "Environment=SKILLD_HOME=/srv/skilld\nBindPaths=\nBindPaths=/srv/skilld\nBindReadOnlyPaths=\n"
+        'BindReadOnlyPaths=-"/srv/telemetry a"\nIPAddressAllow=192.0.2.10\n'
+    )
+    check_dropin(good)
+    for bad, replacement in (
+        (f"ExecStart={EXECUTABLE} run", "ExecStart=/nonexistent/skilld run"),
+        ("BindPaths=/srv/skilld", "BindPaths=srv/skilld"),
+        ("SKILLD_HOME=/srv/skilld", "SKILLD_HOME=/srv/100%skilld"),
+        ("IPAddressAllow=192.0.2.10", "IPAddressAllow=qdrant.example"),
+        ("[Service]", "[Servcie]"),
+    ):
+        with pytest.raises((AssertionError, ValueError)):
+            check_dropin(good.replace(bad, replacement))
 
 
-def test_print_writes_nothing_and_the_system_unit_verifies_with_its_dropin(analyze: str, tmp_path: Path) -> None:
+def print_system_unit(tmp_path: Path) -> tuple[str, str]:
+    """`scripts/install-service --system USER --print` on a test configuration: the user, and what it printed."""
     write_config(tmp_path, '[api]\nhost = "0.0.0.0"\n')
     user = run(["id", "-un"]).stdout.strip()
     result = run([str(INSTALL), "--system", user, "--print"], install_env(tmp_path))
     assert result.returncode == 0, result.stderr
+    return user, result.stdout
+
+
+def test_print_writes_nothing_and_shows_the_system_unit_with_its_dropin(tmp_path: Path) -> None:
+    user, printed = print_system_unit(tmp_path)
     assert not (tmp_path / "state").exists()
     assert not (tmp_path / "xdg-config").exists()
     marker = f"# /etc/systemd/system/skilld@{user}.service.d/10-install.conf\n"
-    assert result.stdout.startswith("# /etc/systemd/system/skilld@.service\n")
-    assert (ROOT / "systemd" / "skilld@.service").read_text() in result.stdout
-    dropin_text = result.stdout.split(marker, 1)[1]
+    assert printed.startswith("# /etc/systemd/system/skilld@.service\n")
+    assert (ROOT / "systemd" / "skilld@.service").read_text() in printed
+    dropin = printed.split(marker, 1)[1]
+    check_dropin(dropin)
+    found = sections(dropin)["Service"]
+    assert found["ExecStart"] == ["", f"{EXECUTABLE} run"]
+    assert words(found["IPAddressAllow"]) == [QDRANT, LLM, "any"]  # api.host 0.0.0.0 takes any address
 
+
+def test_the_printed_system_unit_verifies_with_its_dropin(analyze: str, tmp_path: Path) -> None:
+    user, printed = print_system_unit(tmp_path)
     units = tmp_path / "system"
     (units / f"skilld@{user}.service.d").mkdir(parents=True)
     shutil.copy(ROOT / "systemd" / "skilld@.service", units)
-    dropin = units / f"skilld@{user}.service.d" / "10-install.conf"
-    dropin.write_text(dropin_text)
-    found = settings(dropin)
-    assert found["ExecStart"] == ["", f"{EXECUTABLE} run"]
-    assert words(found["IPAddressAllow"]) == [QDRANT, LLM, "any"]  # api.host 0.0.0.0 takes any address
+    marker = f"# /etc/systemd/system/skilld@{user}.service.d/10-install.conf\n"
+    (units / f"skilld@{user}.service.d" / "10-install.conf").write_text(printed.split(marker, 1)[1])
 
     # SYSTEMD_UNIT_PATH puts the directory first in the search path; the trailing ':' keeps the defaults.
     verified = run([analyze, "verify", f"skilld@{user}.service"], {**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:"})

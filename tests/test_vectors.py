@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,9 +44,19 @@ def test_search_returns_the_nearest_first_with_cosine_scores(store: VectorStore)
 
 def test_upserting_the_same_ids_again_creates_no_duplicates(store: VectorStore) -> None:
     store.upsert(SKILLS, _points())
-    store.upsert(SKILLS, _points())
+    store.upsert(SKILLS, [VectorPoint(p.id, p.vector, {**p.payload, "seen": 2}) for p in _points()])
     assert store.count(SKILLS) == 3
-    assert point_id("a") == point_id("a") != point_id("b")
+    stored = {h.id: h.payload for h in store.scroll(SKILLS)}
+    assert sorted(stored) == sorted(point_id(name) for name in "abc")
+    assert all(payload["seen"] == 2 for payload in stored.values())  # the second upsert replaced the first
+
+
+def test_point_ids_are_uuid5_of_the_content_key_the_same_on_every_workstation() -> None:
+    # Pinned: a changed namespace or key layout would duplicate every point of an existing or shared store.
+    assert point_id("a") == "595bbfd8-2449-54a0-b724-3cb35bd6824e"
+    assert point_id("interaction", "continue:abc") == "07d9b7c9-2136-5f6e-bb87-6b68841308c0"
+    assert uuid.UUID(point_id("b")).version == 5
+    assert len({point_id("a"), point_id("b"), point_id("a", "b"), point_id("interaction", "a")}) == 4
 
 
 def test_retrieve_scroll_and_delete(store: VectorStore) -> None:

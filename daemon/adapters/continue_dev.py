@@ -27,6 +27,15 @@ SIGNAL_EVENTS = {
     "toolUsage": "tool_usage",
 }
 # Pre-0.1.0 file names at the root of dev_data/ that differ from the event names Continue uses now.
+# Interaction keys: a chat's (its session, question and earlier turns, digested), an autocomplete's.
+CHAT_KEY = "continue:chat:"
+
+
+def autocomplete_key(completion_id: str) -> str:
+    """The interaction key of a Continue autocomplete, from its `completionId`."""
+    return f"continue:autocomplete:{completion_id}"
+
+
 _SCHEMA_DIR = re.compile(r"^\d+\.\d+\.\d+$")
 LEGACY_NAMES = {"tokens_generated": "tokensGenerated", "chat": "chatInteraction"}
 
@@ -78,11 +87,11 @@ class ContinueAdapter:
             # and the turns before it; the same question asked again later has more turns before it.
             # Records with no session (older writers, before agent mode) are told apart by their whole context.
             session = r.sessionId or digest(asked.context)
-            key = f"continue:chat:{digest(session, asked.query, asked.earlier_turns)}"
+            key = f"{CHAT_KEY}{digest(session, asked.query, asked.earlier_turns)}"
             return Reading(self.name, event, key, "chat", r.timestamp, lambda: self.chat(r, split_prompt(prompt)))
         kind = SIGNAL_EVENTS.get(event)
         if kind == "autocomplete" and r.completionId:
-            key = f"continue:autocomplete:{r.completionId}"
+            key = autocomplete_key(r.completionId)
             return Reading(self.name, event, key, kind, r.timestamp, lambda: self.signal(r))
         return Reading(self.name, event, None, kind, r.timestamp)
 
