@@ -25,6 +25,7 @@ from storage.learning import SKILL_COUNT, LearningStore, QueueState
 from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore, point_id
 
 if TYPE_CHECKING:
+    from extractors.base import LLMBackend
     from extractors.extractor import Extractor
     from extractors.gate import Assessment, Candidate
     from storage.datasets import Datasets
@@ -58,6 +59,7 @@ class Learner:
         self._library: SkillLibrary | None = None
         self._datasets: Datasets | None = None
         self._extractor: Extractor | None = None
+        self._backend: LLMBackend | None = None  # the model this learner opened, and so closes
         self.adapter: Path | None = None  # the promoted LoRA the in-process model runs with
         self.extraction_lock = threading.Lock()
         # Set on stop: an extraction in flight gives up between two tokens and stays queued.
@@ -111,6 +113,7 @@ class Learner:
 
             llm = self.settings.llm
             backend = open_backend(llm, lora_path=None if llm.endpoint else self.adapter)
+            self._backend = backend
             self._extractor = Extractor(backend, max_tokens=llm.max_tokens, max_chars=llm.max_input_chars)
             decoder = getattr(backend, "decoder", None)
             if decoder is not None:
@@ -126,9 +129,17 @@ class Learner:
         with self.extraction_lock:  # waits for an extraction in flight; the next one uses the new model
             self.adapter = adapter
             self._extractor = None
+            self._close_backend()
         return {"mode": "in-process", "adapter": str(adapter) if adapter else None, "switched": True}
 
+    def _close_backend(self) -> None:
+        """Close the model this learner opened (one a test or a caller handed it stays theirs)."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
     def close(self) -> None:
+        self._close_backend()
         if self._vectors is not None:
             self._vectors.close()
             self._vectors = None

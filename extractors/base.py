@@ -35,3 +35,7 @@ class LLMBackend(Protocol):
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int) -> Completion:
         """Answer the messages; with a schema, the answer is JSON that matches it."""
         ...
+
+    def close(self) -> None:
+        """Release the model (its memory, its connections); the backend is not used again."""
+        ...

@@ -61,6 +61,11 @@ class LlamaCppBackend:
     def model(self) -> str:
         return self.model_path.name
 
+    def close(self) -> None:
+        """Free the model and its context (after a decode in flight ends)."""
+        with self._lock:
+            self.llm.close()
+
     def grammar(self, schema: dict[str, Any]) -> str:
         """The GBNF grammar of a JSON schema (cached)."""
         from llama_cpp.llama_grammar import json_schema_to_gbnf

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -81,6 +81,9 @@ class Scripted:
             20,
             0.01,
         )
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.fixture
@@ -277,3 +280,42 @@ def test_dataset_export_splits_train_and_validation_stably(app: Skilld, telemetr
     assert first["train"] + first["validation"] == 12 and first["validation"] >= 1
     assert (tmp_path / "a" / "validation.jsonl").read_text() == (tmp_path / "b" / "validation.jsonl").read_text()
     assert second["train"] == first["train"]
+
+
+class Owned:
+    """A model the learner opens itself (through the factory), recording whether it was closed."""
+
+    model = "owned.gguf"
+    opened: ClassVar[list[Owned]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.closed = False
+        Owned.opened.append(self)
+
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int) -> Completion:
+        return Completion('{"no_skill": "a test model"}', 5, 0.01)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_model_the_learner_opened_is_closed_when_replaced_and_at_close(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import extractors.factory
+
+    monkeypatch.setattr(extractors.factory, "open_backend", Owned)
+    Owned.opened.clear()
+    application = Skilld(settings)
+    learner = application.learner
+    first = learner.extractor.backend
+    assert learner.use_adapter(None)["switched"] and Owned.opened == [first] and Owned.opened[0].closed
+    second = learner.extractor.backend
+    assert second is not first and not Owned.opened[1].closed
+    application.close()
+    assert Owned.opened[1].closed
+    handed = Owned()  # a model handed to it (a test's shared model) is not the learner's to close
+    application = Skilld(settings)
+    application.learner._extractor = Extractor(handed)
+    application.close()
+    assert not handed.closed

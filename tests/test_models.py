@@ -203,6 +203,9 @@ class Scripted:
         self.calls.append(messages)
         return Completion(self.answers[len(self.calls) - 1], 10, 0.01)
 
+    def close(self) -> None:
+        pass
+
 
 VALID = json.dumps(
     {

@@ -161,6 +161,9 @@ class Junk:
         }
         return Completion(json.dumps(proposal), 20, 0.01)
 
+    def close(self) -> None:
+        pass
+
 
 @pytest.fixture
 def junk_app(settings: Settings, embedder: Any) -> Iterator[Skilld]:
@@ -234,6 +237,9 @@ class Says:
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int) -> Completion:
         return Completion(json.dumps(self.answer), 12, 0.01)
+
+    def close(self) -> None:
+        pass
 
 
 def _continue_chat(telemetry: Path, chats: list[tuple[str, str, str]]) -> None:
