@@ -39,3 +39,9 @@ def test_the_registry_runs_a_command_as_the_application_does(app: Skilld, teleme
     assert run(app, "status")["events"] == app.status()["events"] == 1
     assert [r["query"] for r in run(app, "interactions", {"limit": 5})] == ["hi"]
     assert all(c.exclusive is False for n, c in COMMANDS.items() if n in ("status", "interactions", "ping"))
+
+
+def test_the_readme_names_every_command_the_api_answers() -> None:
+    readme = (ROOT / "README.md").read_text()
+    route = next(line for line in readme.splitlines() if line.startswith("| `POST /v1/commands/{command}`"))
+    assert set(re.findall(r"`([\w.]+)`", route)) >= set(COMMANDS)
