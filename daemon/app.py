@@ -55,6 +55,8 @@ class Skilld:
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.ready = threading.Event()  # stores open and the tailer running: the daemon serves
+        # Set by `skilld run` before its API listens: commands then run inside the daemon (no fork, no drain).
+        self.in_daemon = False
         self.reload_requested = threading.Event()
         self.api_url: str | None = None  # where the daemon's API listens on TCP, for `status`
         self.learner = Learner(settings, self.store, self.registry, self.privacy, self.lock)
@@ -217,7 +219,9 @@ class Skilld:
             datasets = self.learner.datasets
             if action == "stats":
                 return datasets.stats()
-            return datasets.export(Path(str(directory)), self.settings.dataset.validation_fraction)
+            if action != "export" or directory is None:
+                raise ValueError(f"dataset {action}: give stats, or export with a directory")
+            return datasets.export(Path(directory), self.settings.dataset.validation_fraction)
 
     def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored dead letters, oldest first."""

@@ -9,15 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from daemon import control
 from daemon.config import ConfigError, Settings, load_settings
-
-if TYPE_CHECKING:
-    pass
 
 # How long a command waits for the home's lock (another command, or a daemon starting) before giving up.
 LOCK_WAIT_SECONDS = 600.0

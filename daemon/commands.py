@@ -3,7 +3,7 @@
 The CLI parses its arguments into a request's payload and formats the result; the daemon answers the same
 payload on `POST /v1/commands/{name}` (what the CLI calls over the socket when a daemon runs), and with no
 daemon the CLI runs it here on the stores. A later MCP server calls the same table. A handler sees whether
-it runs in the daemon (`app.ready`): with none, `ingest` shares the files among processes and `feedback`
+it runs in the daemon (`app.in_daemon`): with none, `ingest` shares the files among processes and `feedback`
 extracts what became valuable before returning; a daemon does both in its own loop.
 """
 
@@ -94,12 +94,12 @@ class Command:
 
 def _ingest(app: Skilld, r: Ingest, progress: Progress | None) -> Any:
     # A daemon ingests in its own process (it has threads, and fork wants none); the CLI alone forks.
-    workers = 1 if app.ready.is_set() else app.settings.telemetry.ingest_workers or os.cpu_count() or 1
+    workers = 1 if app.in_daemon else app.settings.telemetry.ingest_workers or os.cpu_count() or 1
     return app.ingest(list(r.paths), r.learn, workers).as_dict()
 
 
 def _feedback(app: Skilld, r: Feedback, progress: Progress | None) -> Any:
-    return app.feedback(r.event_id, r.value, r.correction, drain=not app.ready.is_set())
+    return app.feedback(r.event_id, r.value, r.correction, drain=not app.in_daemon)
 
 
 COMMANDS: dict[str, Command] = {

@@ -119,6 +119,8 @@ def _compress_one(path: Path, identity: tuple[int | None, int | None], offset: i
     rotated = _free_rotation(path)
     os.rename(path, rotated)
     target = rotated.with_name(rotated.name + ".gz")
+    # Not storage/files.py: the compressed file keeps the telemetry file's own mode and times (it is the
+    # user's tool's file, not skilld's), and a file that changes meanwhile abandons the replacement.
     partial = rotated.with_name(f".{rotated.name}.gz.partial")
     try:
         with open(rotated, "rb") as source, gzip.open(partial, "wb") as sink:

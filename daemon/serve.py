@@ -6,6 +6,7 @@ runs the same command registry (`daemon/commands.py`) as the CLI does with no da
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from daemon import control, logs
@@ -22,6 +23,7 @@ class ServeError(Exception):
 
 def serve(settings: Settings, reloader: Callable[[], Settings], waiting: Callable[[str], None]) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT; `waiting` hears whom a start waits for."""
+    os.umask(0o077)  # everything the daemon writes is its user's alone
     logs.configure(settings.logging.level, settings.logging.format)
     notifier = Notifier()
     home = ensure_private_dir(settings.home)
@@ -35,6 +37,7 @@ def serve(settings: Settings, reloader: Callable[[], Settings], waiting: Callabl
             lock.acquire(blocking=True)
     try:
         app = Skilld(settings)
+        app.in_daemon = True
         try:
             with handle_signals(app.stopping, app.reload_requested):
                 server = _serve_api(app)

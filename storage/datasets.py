@@ -240,6 +240,5 @@ class Datasets:
         train = [r for b, r in buckets if not (b < validation_fraction or b == floor)]
         validation = [r for b, r in buckets if b < validation_fraction or b == floor]
         for name, records in ((TRAIN, train), (VALIDATION, validation)):
-            with open(out / name, "w", encoding="utf-8") as handle:
-                handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            write_atomic(out / name, [json.dumps(r, ensure_ascii=False) + "\n" for r in records])
         return {"train": len(train), "validation": len(validation), "directory": str(out)}

@@ -26,7 +26,6 @@ SIGNAL_EVENTS = {
     "nextEditOutcome": "next_edit",
     "toolUsage": "tool_usage",
 }
-# Pre-0.1.0 file names at the root of dev_data/ that differ from the event names Continue uses now.
 # Interaction keys: a chat's (its session, question and earlier turns, digested), an autocomplete's.
 CHAT_KEY = "continue:chat:"
 
@@ -37,6 +36,7 @@ def autocomplete_key(completion_id: str) -> str:
 
 
 _SCHEMA_DIR = re.compile(r"^\d+\.\d+\.\d+$")
+# Pre-0.1.0 file names at the root of dev_data/ that differ from the event names Continue uses now.
 LEGACY_NAMES = {"tokens_generated": "tokensGenerated", "chat": "chatInteraction"}
 
 

@@ -218,13 +218,16 @@ class FineTuner:
         backend.decoder.cancel = self.cancelled  # a stopping daemon does not wait for the evaluation
         extractor = Extractor(backend, max_tokens=llm.max_tokens, max_chars=llm.max_input_chars)
         valid = 0
-        for record in held_out:
-            user, assistant = record["messages"][1]["content"], record["messages"][2]["content"]
-            try:
-                extractor.extract(user, assistant)
-                valid += 1
-            except (BackendError, ExtractionError):
-                pass
+        try:
+            for record in held_out:
+                user, assistant = record["messages"][1]["content"], record["messages"][2]["content"]
+                try:
+                    extractor.extract(user, assistant)
+                    valid += 1
+                except (BackendError, ExtractionError):
+                    pass
+        finally:
+            backend.close()
         return valid / len(held_out)
 
     def _evaluate(self, base: Path, adapter: Path, validation: Path) -> dict[str, Any]:
