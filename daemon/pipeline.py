@@ -379,12 +379,13 @@ class Learner:
         from extractors.gate import GATE_VERSION
         from storage.datasets import Datasets
 
-        if self.learning.cursor(GATE_CHECKED) >= GATE_VERSION:
-            return None
-        stored = self.learning.cursor(SKILL_COUNT) > 0 or Datasets.path(self.settings.home).exists()
-        if not stored:  # a fresh home: nothing to hold to the gate, and no model to load for it
-            self.learning.remember(GATE_CHECKED, GATE_VERSION)
-            return None
+        with self.lock:  # the daemon's loop shares the connection: one stage at a time on it
+            if self.learning.cursor(GATE_CHECKED) >= GATE_VERSION:
+                return None
+            stored = self.learning.cursor(SKILL_COUNT) > 0 or Datasets.path(self.settings.home).exists()
+            if not stored:  # a fresh home: nothing to hold to the gate, and no model to load for it
+                self.learning.remember(GATE_CHECKED, GATE_VERSION)
+                return None
         return self.recheck()
 
     def run_until_idle(self, backoff: float = 0.0) -> None:
