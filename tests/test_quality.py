@@ -19,7 +19,7 @@ from extractors.extractor import Extractor
 from extractors.gate import Candidate, assess, choose
 from extractors.schema import NoSkill, SkillPattern, answer_json_schema, parse_answer
 from extractors.triage import no_skill_reason
-from tests.helpers import rows, write_lines
+from tests.helpers import continue_chat, rows, write_lines
 
 GIT = (
     "How do I undo my last git commit but keep the changes staged?",
@@ -181,22 +181,7 @@ def test_junk_from_the_model_is_never_stored_and_every_decision_is_visible(junk_
         ("hello", "Hi! What can I do for you today?", "s2"),
         ("what does this error mean: E1101", "It means the member does not exist on that object, per pylint.", "s3"),
     ]
-    records = [
-        {
-            "eventName": "chatInteraction",
-            "schema": "0.2.0",
-            "sessionId": session,
-            "timestamp": "2026-11-01T10:00:00Z",
-            "prompt": question,
-            "completion": answer,
-        }
-        for question, answer, session in chats
-    ]
-    write_lines(telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl", records)
-    write_lines(
-        telemetry / "dev_data" / "0.2.0" / "chatFeedback.jsonl",
-        [{**r, "eventName": "chatFeedback", "feedback": True} for r in records],
-    )
+    _continue_chat(telemetry, chats)
     junk_app.ingest([telemetry], learn=True)
     status = junk_app.status()
     assert (status["skills"], status["extracted"], status["no_skill"]) == (1, 1, 2)
@@ -243,17 +228,8 @@ class Says:
 
 
 def _continue_chat(telemetry: Path, chats: list[tuple[str, str, str]]) -> None:
-    records = [
-        {
-            "eventName": "chatInteraction",
-            "schema": "0.2.0",
-            "sessionId": session,
-            "timestamp": "2026-11-01T10:00:00Z",
-            "prompt": question,
-            "completion": answer,
-        }
-        for question, answer, session in chats
-    ]
+    """Continue chats (question, answer, session), each with a thumbs-up."""
+    records = [continue_chat(session, question, answer) for question, answer, session in chats]
     write_lines(telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl", records)
     write_lines(
         telemetry / "dev_data" / "0.2.0" / "chatFeedback.jsonl",
