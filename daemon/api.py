@@ -10,6 +10,8 @@ the event loop keeps answering while a model runs or a long command holds the pi
 # those of functions nested in create_api cannot be resolved from strings.
 import hmac
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -18,6 +20,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daemon.adapters.continue_dev import CHAT_KEY, autocomplete_key
 from daemon.commands import COMMANDS
@@ -61,6 +65,16 @@ class FeedbackRequest(BaseModel):
         return self
 
 
+class RatingRequest(BaseModel):
+    """Explicit evidence that a served skill helped or did not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    helped: bool = Field(description="true: following the skill helped; false: it did not")
+    note: str | None = Field(default=None, max_length=2000, description="what went right or wrong")
+    client: str = Field(default="api", pattern=r"^[A-Za-z0-9][A-Za-z0-9:._ -]{0,63}$", description="who rates")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -79,11 +93,32 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
     too, since skills carry users' questions. Host headers other than the daemon's own are refused, so a
     web page cannot reach the API through DNS rebinding.
     """
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from daemon.mcp_server import build
+
+    # The MCP server at /mcp calls this daemon's own commands. Stateless and JSON: every request stands
+    # alone, so a client needs no session and a restart of the daemon breaks none. Host and Origin are
+    # checked by the middleware below (and the token is required), not by the SDK a second time.
+    skills_mcp = build(lambda name, payload: run_command(app, name, payload))
+    mcp_app = skills_mcp.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with skills_mcp.session_manager.run():
+            yield
+
     api = FastAPI(
         title="skilld",
         summary="Learn reusable skills from your AI assistants' telemetry.",
         version="1",
         docs_url="/docs",
+        lifespan=lifespan,
     )
     host = app.settings.api.host
     # Bound to every address (0.0.0.0, ::), clients name the machine as they know it: any Host, token for all.
@@ -98,6 +133,8 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
             )
 
     readable = [] if host in LOOPBACK else [Depends(authorized)]
+    # An ASGI app as the endpoint: Starlette passes it every method (POST, GET, DELETE) at this path.
+    api.router.routes.append(Route("/mcp", TokenRequired(mcp_app, token), include_in_schema=False))
 
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -148,8 +185,10 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
     def search(
         q: Annotated[str, Query(min_length=1, max_length=10_000, description="the question")],
         limit: Annotated[int, Query(ge=1, le=100)] = 5,
+        client: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9:._ -]{0,63}$", description="who asks")] = "api",
+        session: Annotated[str | None, Query(max_length=200, description="the asking session's id")] = None,
     ) -> list[dict[str, Any]]:
-        return app.search(q, limit)
+        return app.search(q, limit, client, session)
 
     @api.get("/metrics", tags=["service"], dependencies=readable, summary="Prometheus metrics (skilld_* families).")
     def prometheus() -> Response:
@@ -160,6 +199,18 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
         key = _address(app, body)
         try:
             return app.feedback(key, 1 if body.rating == "up" else -1, body.correction)
+        except LookupError as exc:
+            raise Rejected(str(exc.args[0]), 404) from None
+
+    @api.post(
+        "/v1/skills/{skill_id}/rating",
+        tags=["write"],
+        dependencies=[Depends(authorized)],
+        summary="Say whether a served skill helped (as `skilld skills rate`).",
+    )
+    def rate(skill_id: str, body: RatingRequest) -> dict[str, Any]:
+        try:
+            return app.rate(skill_id, body.helped, body.note, body.client)
         except LookupError as exc:
             raise Rejected(str(exc.args[0]), 404) from None
 
@@ -174,6 +225,26 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
             raise Rejected(str(exc.args[0]) if exc.args else str(exc)) from None
 
     return api
+
+
+class TokenRequired:
+    """An ASGI app behind the API's bearer token (the MCP endpoint: it reads skills and records ratings)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if hmac.compare_digest(given, self.expected):
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {"error": f"a bearer token is required (see SKILLD_HOME/{TOKEN_NAME})"},
+            401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+        await response(scope, receive, send)
 
 
 def _address(app: "Skilld", body: FeedbackRequest) -> str:

@@ -59,6 +59,9 @@ class Skilld:
         self.in_daemon = False
         self.reload_requested = threading.Event()
         self.api_url: str | None = None  # where the daemon's API listens on TCP, for `status`
+        # The library generation last published to `skills.publish_dir`, and how that went (for `status`).
+        self._published = -1
+        self.publishing: dict[str, Any] | None = None
         self.learner = Learner(settings, self.store, self.registry, self.privacy, self.lock)
         self.models = ModelRegistry(self.store.conn)
         self.finetuner = FineTuner(settings, self.models, self.learner, self.lock)
@@ -123,6 +126,7 @@ class Skilld:
                 "examples": self.learner.learning.cursor(RETIRED_EXAMPLES),
             }
             report["parked"] = self.learner.learning.parked()
+            report["publish"] = self.publishing
             report["finetune"] = self.finetune_state()
             report["api"] = {
                 "url": self.api_url,
@@ -167,10 +171,61 @@ class Skilld:
         """What skilld understood of the telemetry, newest first."""
         return self.learner.understood(source, limit)
 
-    def search(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """Learned skills best matching a question."""
+    def search(self, query: str, limit: int, client: str = "cli", session: str | None = None) -> list[dict[str, Any]]:
+        """Learned skills best matching a question, ranked by relevance and usefulness; each serve recorded."""
+        question = self.privacy.redactor.text(query)
+        config = self.settings.skills
+        prior = config.usefulness_prior
         with self.lock:
-            return self.learner.library.search(query, limit)
+            found = self.learner.library.search(question, limit, config.usefulness_weight, prior[0] / sum(prior))
+            self.learner.usage.served(found, client, session, question)
+        return found
+
+    def skill(self, skill_id: str, client: str, session: str | None = None) -> dict[str, Any]:
+        """One skill served to a client by id (MCP's `get_skill`): recorded like a search result."""
+        with self.lock:
+            found = self.learner.library.get(skill_id)
+            if found is None:
+                raise LookupError(f"no skill {skill_id}")
+            if found["retired"] is None:
+                self.learner.usage.served([found], client, session, None)
+            return found
+
+    def rate(self, skill_id: str, helped: bool, note: str | None, client: str) -> dict[str, Any]:
+        """Explicit evidence that a skill helped or did not; a skill confidently unhelpful is retired."""
+        safe = self.privacy.redactor.text(note) if note else None
+        with self.lock:
+            self.learner.usage.rate(skill_id, helped, client, safe)
+            self.learner.remember_skill_count()
+            found = self.learner.library.get(skill_id)
+        assert found is not None
+        return found
+
+    def context(self, prompt: str | None, session: str | None, client: str) -> dict[str, Any]:
+        """The block of skills relevant to a prompt that an editor puts before it (`skilld context`, hooks).
+
+        Only skills at least `skills.context_min_relevance` similar to the prompt, at most
+        `skills.context_limit`, in at most `skills.context_max_chars`; none when nothing is relevant. With
+        no prompt (a session starting), the served skills that have helped most, by name only.
+        """
+        from daemon.briefing import index_block, skills_block
+
+        config = self.settings.skills
+        if not prompt or not prompt.strip():
+            with self.lock:
+                proven = self.learner.library.proven(config.context_limit)
+            return {"markdown": index_block(proven, config.context_max_chars), "skills": []}
+        question = self.privacy.redactor.text(prompt)
+        prior = config.usefulness_prior
+        with self.lock:
+            found = self.learner.library.search(
+                question, config.context_limit, config.usefulness_weight, prior[0] / sum(prior)
+            )
+            relevant = [s for s in found if s["relevance"] >= config.context_min_relevance]
+            markdown, shown = skills_block(relevant, config.context_max_chars)
+            self.learner.usage.served(shown, client, session, question)
+        briefs = [{k: s[k] for k in ("id", "name", "relevance", "score")} for s in shown]
+        return {"markdown": markdown, "skills": briefs}
 
     def explain(self, event_id: str) -> dict[str, Any]:
         """An event's interaction's value score with its components."""
@@ -188,30 +243,65 @@ class Skilld:
         return result
 
     def skills(self, action: str, argument: str | None = None) -> Any:
-        """`skills list|show|export|import|delete|recheck`."""
+        """`skills list|retired|show|export|import|delete|restore|recheck`."""
         if action == "recheck":
             return self.learner.recheck(force=True)
         library = self.learner.library
         with self.lock:
-            if action == "list":
-                return [{"id": h.id, **h.payload} for h in library.all()]
+            if action in ("list", "retired"):
+                from storage.skills import view
+
+                return [view(s.id, s.skill) for s in (library.all() if action == "list" else library.retired())]
             if action == "show":
                 skill = library.get(str(argument))
                 if skill is None:
                     raise LookupError(f"no skill {argument}")
-                return skill
+                return {**skill, "history": self.learner.usage.ledger.history(str(argument))}
             if action == "export":
                 return {"exported": library.export(Path(str(argument))), "path": str(argument)}
+            if action == "publish":
+                from storage import agent_skills
+
+                return agent_skills.export(list(library.all()), Path(str(argument)))
             if action == "import":
                 counts = library.import_(Path(str(argument)))
             elif action == "delete":
                 if not library.delete(str(argument)):
                     raise LookupError(f"no skill {argument}")
                 counts = {"deleted": 1}
+            elif action == "restore":
+                if not library.restore(str(argument)):
+                    raise LookupError(f"no retired skill {argument}")
+                counts = {"restored": 1}
             else:
                 raise ValueError(f"unknown skills action {action}")
             self.learner.remember_skill_count()
             return counts
+
+    def publish_if_changed(self) -> dict[str, Any] | None:
+        """Keep `skills.publish_dir` equal to the served skills as Agent Skills, when the library changed.
+
+        Only folders skilld wrote (marked) are replaced or removed. A failure (a folder not writable) is
+        logged and shown by `status`, and tried again at the library's next change.
+        """
+        target = self.settings.skills.publish_dir
+        generation = self.learner.generation
+        if target is None or generation == self._published:
+            return None
+        from storage import agent_skills
+
+        self._published = generation
+        try:
+            with self.lock:
+                result = agent_skills.sync(list(self.learner.library.all()), target)
+        except OSError as exc:
+            self.publishing = {"dir": str(target), "error": str(exc)}
+            log.error("skills not published", extra={"dir": str(target), "error": str(exc)})
+            return None
+        self.publishing = {"dir": str(target), **{k: len(v) for k, v in result.items()}}
+        if any(result[k] for k in ("added", "updated", "removed")):
+            log.info("skills published", extra=self.publishing)
+        return result
 
     def dataset(self, action: str, directory: str | None = None) -> dict[str, Any]:
         """`dataset stats|export`."""

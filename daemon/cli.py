@@ -122,7 +122,7 @@ def run(ctx: Context) -> None:
 
 def _reloader(ctx: Context) -> Callable[[], Settings]:
     """Read the configuration again (SIGHUP); a file that was there at start and is gone is an error."""
-    from daemon.config import default_config_file
+    from daemon.locations import default_config_file
 
     path = ctx.config or (Path(os.environ["SKILLD_CONFIG"]) if os.environ.get("SKILLD_CONFIG") else None)
     path = path or default_config_file()
@@ -246,12 +246,12 @@ def _show_json(data: Any) -> None:
 @json_option
 @click.pass_obj
 def search(ctx: Context, query: str, limit: int, as_json: bool) -> None:
-    """Learned skills that match a question, best first."""
+    """Learned skills that match a question, best first (relevance weighed by usefulness)."""
     hits = dispatch(ctx, "search", {"query": query, "limit": limit})
 
     def human(rows: list[dict[str, Any]]) -> None:
         for hit in rows:
-            click.echo(f"{hit['score']:.3f}  {hit['name']}  ({hit['id']})", err=True)
+            click.echo(f"{hit['score']:.3f}  {hit['name']}  ({hit['id']}, {_usefulness(hit)})", err=True)
             click.echo(f"       {hit['description']}", err=True)
             for number, step in enumerate(hit.get("steps", []), 1):
                 click.echo(f"       {number}. {step}", err=True)
@@ -261,6 +261,63 @@ def search(ctx: Context, query: str, limit: int, as_json: bool) -> None:
     emit(hits, as_json, human)
 
 
+def _usefulness(skill: dict[str, Any]) -> str:
+    """A skill's usefulness with its credible interval and evidence, in one phrase."""
+    low, high = skill.get("usefulness_interval") or [0.0, 1.0]
+    helped, not_helped = skill.get("helped", 0), skill.get("not_helped", 0)
+    return (
+        f"usefulness {skill.get('usefulness', 0.5):.2f} [{low:.2f}-{high:.2f}], helped {helped}/{helped + not_helped}"
+        f", served {skill.get('usage_count', 0)}"
+    )
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--session", help="The session the prompt belongs to (its outcome then judges the skills).")
+@json_option
+@click.pass_obj
+def context(ctx: Context, prompt: str, session: str | None, as_json: bool) -> None:
+    """Print the skills relevant to a prompt as a markdown block to put before it (empty when none are)."""
+    result = dispatch(ctx, "context", {"prompt": prompt, "session": session, "client": "cli"})
+
+    def human(r: dict[str, Any]) -> None:
+        sys.stdout.write(r["markdown"])
+
+    emit(result, as_json, human)
+
+
+@cli.command()
+@click.pass_obj
+def mcp(ctx: Context) -> None:
+    """Serve the learned skills to an assistant over MCP (stdio): search_skills, get_skill, rate_skill."""
+    from daemon.mcp_server import build
+
+    home = ctx.settings.home  # a bad configuration fails here, before the client connects
+    click.echo(f"skilld: MCP over stdio for {home}", err=True)
+    build(lambda name, payload: _answer(ctx, name, payload)).run()
+
+
+def _answer(ctx: Context, name: str, payload: dict[str, Any]) -> Any:
+    """A command for the MCP server: a failure to report is a ValueError, which it hands the client."""
+    try:
+        return dispatch(ctx, name, payload)
+    except Failure as exc:
+        raise ValueError(str(exc)) from None
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("tool", type=click.Choice(["claude-code"]))
+@click.option("--deadline", type=float, default=1.0, show_default=True, help="Seconds before it gives up silently.")
+@click.pass_obj
+def hook(ctx: Context, tool: str, deadline: float) -> None:
+    """An editor hook: read the hook's JSON on stdin, print the skills for its prompt (Claude Code:
+    UserPromptSubmit and SessionStart). With no daemon, or any error, it prints nothing and exits 0."""
+    from daemon.hook import run
+
+    options = {k: str(v) for k, v in (("home", ctx.home), ("config", ctx.config)) if v is not None}
+    sys.exit(run(options, [tool, "--deadline", str(deadline)]))
+
+
 @cli.command()
 @click.option("--yes", "-y", is_flag=True, help="Write the found directories without asking.")
 @click.option("--force", is_flag=True, help="Add them to an existing configuration file (its other keys are kept).")
@@ -268,8 +325,8 @@ def search(ctx: Context, query: str, limit: int, as_json: bool) -> None:
 @click.pass_obj
 def init(ctx: Context, yes: bool, force: bool, as_json: bool) -> None:
     """Find the telemetry of Continue, Claude Code and Codex CLI here and write it into the configuration."""
-    from daemon.config import default_config_file
     from daemon.discover import ConfigExists, discover, write_paths
+    from daemon.locations import default_config_file
 
     env = os.environ.get("SKILLD_CONFIG")
     config = ctx.config or (Path(env) if env else default_config_file())
@@ -368,7 +425,7 @@ def feedback(ctx: Context, event_id: str, value: int | None, correction: str | N
 
 @cli.group()
 def skills() -> None:
-    """The skill library: list, show, export, import, delete, recheck."""
+    """The skill library: list, show, rate, restore, export, import, delete, recheck."""
 
 
 def _skills(ctx: Context, action: str, argument: str | None) -> Any:
@@ -378,22 +435,57 @@ def _skills(ctx: Context, action: str, argument: str | None) -> Any:
 
 
 @skills.command("list")
+@click.option("--retired", is_flag=True, help="The retired skills instead (kept, no longer served), with why.")
 @json_option
 @click.pass_obj
-def skills_list(ctx: Context, as_json: bool) -> None:
-    """Every learned skill."""
+def skills_list(ctx: Context, retired: bool, as_json: bool) -> None:
+    """Every learned skill, with its evidence and usefulness."""
 
     def human(rows: list[dict[str, Any]]) -> None:
         for s in rows:
             grounding = (s.get("quality") or {}).get("grounding")
             grounded = f", grounding {grounding:.2f}" if isinstance(grounding, float | int) else ""
             click.echo(
-                f"{s['id']}  {s['name']}  evidence {s['evidence_count']}, success {s['success_rate']:.0%}{grounded}",
+                f"{s['id']}  {s['name']}  evidence {s['evidence_count']}, success {s['success_rate']:.0%}{grounded}, "
+                f"{_usefulness(s)}",
                 err=True,
             )
-        click.echo(f"{len(rows)} skills", err=True)
+            if s.get("retired"):
+                why = s["retired"]
+                click.echo(f"    retired by {why.get('by', 'quality gate')}: {why['reason']}", err=True)
+        click.echo(f"{len(rows)} {'retired ' if retired else ''}skills", err=True)
 
-    emit(_skills(ctx, "list", None), as_json, human)
+    emit(dispatch(ctx, "skills.list", {"retired": retired}), as_json, human)
+
+
+@skills.command("rate")
+@click.argument("skill_id")
+@click.option("--helped", "helped", flag_value=True, default=None, help="It helped.")
+@click.option("--not-helped", "helped", flag_value=False, help="It did not help.")
+@click.option("--note", help="What went right or wrong.")
+@json_option
+@click.pass_obj
+def skills_rate(ctx: Context, skill_id: str, helped: bool | None, note: str | None, as_json: bool) -> None:
+    """Say whether a skill helped; one that confidently does not is retired."""
+    if helped is None:
+        raise Failure("give --helped or --not-helped", 2)
+    result = dispatch(ctx, "skills.rate", {"skill_id": skill_id, "helped": helped, "note": note, "client": "cli"})
+
+    def human(s: dict[str, Any]) -> None:
+        click.echo(f"{s['id']}  {s['name']}: {_usefulness(s)}", err=True)
+        if s.get("retired"):
+            click.echo(f"retired: {s['retired']['reason']}", err=True)
+
+    emit(result, as_json, human)
+
+
+@skills.command("restore")
+@click.argument("skill_id")
+@json_option
+@click.pass_obj
+def skills_restore(ctx: Context, skill_id: str, as_json: bool) -> None:
+    """Serve a retired skill again."""
+    emit(_skills(ctx, "restore", skill_id), as_json, _show_json)
 
 
 @skills.command("show")
@@ -406,12 +498,20 @@ def skills_show(ctx: Context, skill_id: str, as_json: bool) -> None:
 
 
 @skills.command("export")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "agent-skills"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one file another workstation can import; agent-skills: a directory of SKILL.md folders.",
+)
 @json_option
 @click.pass_obj
-def skills_export(ctx: Context, file: Path, as_json: bool) -> None:
-    """Write every skill to a JSONL file another workstation can import."""
-    emit(_skills(ctx, "export", str(file.absolute())), as_json, _show_json)
+def skills_export(ctx: Context, file: Path, fmt: str, as_json: bool) -> None:
+    """Write every served skill: to a JSONL file, or as Agent Skills (one folder per skill) into a directory."""
+    emit(dispatch(ctx, "skills.export", {"file": str(file.absolute()), "format": fmt}), as_json, _show_json)
 
 
 @skills.command("import")

@@ -42,9 +42,44 @@ class Limit(Request):
     limit: int | None = Field(default=None, ge=1)
 
 
+# Who a skill was served to, as the usage ledger records it: "cli", "api", "mcp:<client name>", "claude-code".
+Client = Field(default="cli", pattern=r"^[A-Za-z0-9][A-Za-z0-9:._ -]{0,63}$")
+Session = Field(default=None, min_length=1, max_length=200)
+
+
 class Search(Request):
-    query: str = Field(min_length=1)
+    query: str = Field(min_length=1, max_length=10_000)
     limit: int = Field(default=5, ge=1, le=100)
+    client: str = Client
+    session: str | None = Session
+
+
+class ServeSkill(Request):
+    skill_id: str = Field(min_length=1)
+    client: str = Client
+    session: str | None = Session
+
+
+class Rate(Request):
+    skill_id: str = Field(min_length=1)
+    helped: bool
+    note: str | None = Field(default=None, max_length=2000)
+    client: str = Client
+
+
+class ListSkills(Request):
+    retired: bool = False
+
+
+class ExportSkills(Request):
+    file: Path  # a JSON-lines file, or with agent-skills a directory
+    format: Literal["jsonl", "agent-skills"] = "jsonl"
+
+
+class Context(Request):
+    prompt: str | None = Field(default=None, max_length=100_000)
+    session: str | None = Session
+    client: str = Client
 
 
 class Interactions(Request):
@@ -102,6 +137,10 @@ def _feedback(app: Skilld, r: Feedback, progress: Progress | None) -> Any:
     return app.feedback(r.event_id, r.value, r.correction, drain=not app.in_daemon)
 
 
+def _export_action(r: ExportSkills) -> str:
+    return "export" if r.format == "jsonl" else "publish"
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -110,13 +149,17 @@ COMMANDS: dict[str, Command] = {
         Command("ingest", Ingest, _ingest),
         Command("deadletters.list", Limit, lambda app, r, p: app.dead_letters(r.limit), exclusive=False),
         Command("deadletters.replay", NoArguments, lambda app, r, p: app.replay()),
-        Command("search", Search, lambda app, r, p: app.search(r.query, r.limit)),
+        Command("search", Search, lambda app, r, p: app.search(r.query, r.limit, r.client, r.session)),
+        Command("context", Context, lambda app, r, p: app.context(r.prompt, r.session, r.client)),
         Command("interactions", Interactions, lambda app, r, p: app.interactions(r.source, r.limit), exclusive=False),
         Command("explain", Event, lambda app, r, p: app.explain(r.event_id)),
         Command("feedback", Feedback, _feedback),
-        Command("skills.list", NoArguments, lambda app, r, p: app.skills("list")),
+        Command("skills.list", ListSkills, lambda app, r, p: app.skills("retired" if r.retired else "list")),
         Command("skills.show", SkillId, lambda app, r, p: app.skills("show", r.skill_id)),
-        Command("skills.export", File, lambda app, r, p: app.skills("export", str(r.file))),
+        Command("skills.get", ServeSkill, lambda app, r, p: app.skill(r.skill_id, r.client, r.session)),
+        Command("skills.rate", Rate, lambda app, r, p: app.rate(r.skill_id, r.helped, r.note, r.client)),
+        Command("skills.restore", SkillId, lambda app, r, p: app.skills("restore", r.skill_id)),
+        Command("skills.export", ExportSkills, lambda app, r, p: app.skills(_export_action(r), str(r.file))),
         Command("skills.import", File, lambda app, r, p: app.skills("import", str(r.file))),
         Command("skills.delete", SkillId, lambda app, r, p: app.skills("delete", r.skill_id)),
         Command("skills.recheck", NoArguments, lambda app, r, p: app.skills("recheck")),

@@ -15,25 +15,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from daemon.locations import default_config_file, default_home
+
 
 class ConfigError(Exception):
     """A configuration value a user can fix; its message is one line naming the key."""
-
-
-def xdg_dir(env: str, fallback: str) -> Path:
-    """An XDG base directory, honouring the environment variable when it is set and absolute."""
-    value = os.environ.get(env, "")
-    return Path(value) if value.startswith("/") else Path.home() / fallback
-
-
-def default_home() -> Path:
-    """Where skilld keeps its state when neither --home nor SKILLD_HOME says otherwise."""
-    return xdg_dir("XDG_DATA_HOME", ".local/share") / "skilld"
-
-
-def default_config_file() -> Path:
-    """The TOML file read when neither --config nor SKILLD_CONFIG names one."""
-    return xdg_dir("XDG_CONFIG_HOME", ".config") / "skilld" / "config.toml"
 
 
 class Section(BaseModel):
@@ -131,6 +117,32 @@ class SkillsConfig(Section):
     # When the model answers "no reusable skill": final (the interaction is no_skill), advisory (the grounded
     # draft may still pass the gate), auto (final for an endpoint, advisory for the bundled in-process model).
     model_no_skill: Literal["auto", "final", "advisory"] = "auto"
+    # Usefulness (storage/usefulness.py): the Beta prior's pseudo-counts of helped and not helped, how much it
+    # weighs in ranking (0: relevance alone; 0.5: a skill that always helped ranks up to 25% higher), and the
+    # bound under which a skill whose credible interval lies wholly below it stops being served (retired).
+    usefulness_prior: tuple[float, float] = (1.0, 1.0)
+    usefulness_weight: float = Field(default=0.5, ge=0, le=1)
+    retire_below: float = Field(default=0.4, ge=0, le=1)
+    # What `skilld context` and the editor hooks put before a prompt: at most this many skills, each at least
+    # this relevant (cosine similarity of the prompt and the skill), in at most this many characters.
+    context_limit: int = Field(default=3, ge=1, le=20)
+    context_min_relevance: float = Field(default=0.5, ge=0, le=1)
+    context_max_chars: int = Field(default=2500, ge=200, le=50_000)
+    # A folder the daemon keeps as Agent Skills (one SKILL.md folder per served skill), for example one that
+    # ~/.claude/skills links to; only folders it wrote are touched.
+    publish_dir: Path | None = None
+
+    @field_validator("usefulness_prior")
+    @classmethod
+    def _positive_prior(cls, prior: tuple[float, float]) -> tuple[float, float]:
+        if min(prior) <= 0:
+            raise ValueError("both pseudo-counts (helped, not helped) must be above 0")
+        return prior
+
+    @field_validator("publish_dir", mode="after")
+    @classmethod
+    def _absolute_publish_dir(cls, path: Path | None) -> Path | None:
+        return path.expanduser().absolute() if path is not None else None
 
 
 class DatasetConfig(Section):

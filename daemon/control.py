@@ -114,7 +114,7 @@ class ApiServer:
             sock.listen(128)
             sock.set_inheritable(False)
         config = uvicorn.Config(
-            api, log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="off", server_header=False
+            api, log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="on", server_header=False
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

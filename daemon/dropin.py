@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import quote, urlsplit
 
-from daemon.config import ConfigError, default_config_file, load_settings
+from daemon.config import ConfigError, load_settings
+from daemon.locations import default_config_file
 
 # What the unit's sandbox hides (ProtectHome=tmpfs, PrivateTmp=yes): code there has to be bound in.
 HIDDEN = [Path(p) for p in ("/home", "/root", "/run/user", "/tmp", "/var/tmp")]

@@ -160,6 +160,7 @@ class DaemonLoop:
             log.exception("the quality re-check failed; it runs again at the next start")
         while not self.app.stopping.is_set():
             try:
+                self.app.publish_if_changed()
                 if not self.app.learner.extract_one():
                     self.app.stopping.wait(1.0)
             except Exception:

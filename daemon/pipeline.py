@@ -25,6 +25,7 @@ from storage.learning import SKILL_COUNT, LearningStore, QueueState
 from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore, point_id
 
 if TYPE_CHECKING:
+    from daemon.usage import SkillUsage
     from extractors.base import LLMBackend
     from extractors.extractor import Extractor
     from extractors.gate import Assessment, Candidate
@@ -58,6 +59,10 @@ class Learner:
         self._vectors: VectorStore | None = None
         self._library: SkillLibrary | None = None
         self._datasets: Datasets | None = None
+        self._usage: SkillUsage | None = None
+        # Counts changes of the library (skills added, merged, retired, restored, rated): what publishes it
+        # as Agent Skills compares it with the one it last wrote.
+        self.generation = 0
         self._extractor: Extractor | None = None
         self._backend: LLMBackend | None = None  # the model this learner opened, and so closes
         self.adapter: Path | None = None  # the promoted LoRA the in-process model runs with
@@ -94,6 +99,16 @@ class Learner:
 
             self._library = SkillLibrary(self.vectors, self.embedder, self.settings.skills.merge_threshold)
         return self._library
+
+    @property
+    def usage(self) -> SkillUsage:
+        """Serves and ratings of skills, and their usefulness (daemon/usage.py)."""
+        if self._usage is None:
+            from daemon.usage import SkillUsage
+            from storage.usage import UsageLedger
+
+            self._usage = SkillUsage(UsageLedger(self.store.conn), lambda: self.library, self.settings.skills)
+        return self._usage
 
     @property
     def datasets(self) -> Datasets:
@@ -187,6 +202,8 @@ class Learner:
                 )
             )
         self.vectors.upsert(INTERACTIONS, points)
+        if self.usage.attribute(interactions):
+            self.remember_skill_count()
         return rows
 
     def score_batch(self) -> int:
@@ -356,17 +373,20 @@ class Learner:
         )
 
     def remember_skill_count(self) -> None:
-        """Keep the library's size in SQLite, so status never needs the vector store."""
+        """Keep the library's sizes (served and retired) in SQLite, so status never needs the vector store."""
+        from daemon.recheck import RETIRED_SKILLS
+
+        self.generation += 1
         self.learning.remember(SKILL_COUNT, self.library.count())
+        self.learning.remember(RETIRED_SKILLS, self.library.count_retired())
 
     def recheck(self, force: bool = False) -> dict[str, Any]:
         """Hold the stored skills and training records to today's quality gate; retire those that fail."""
-        from daemon.recheck import GATE_CHECKED, RETIRED_EXAMPLES, RETIRED_SKILLS, Recheck
+        from daemon.recheck import GATE_CHECKED, RETIRED_EXAMPLES, Recheck
         from extractors.gate import GATE_VERSION
 
         with self.extraction_lock, self.lock:
             summary = Recheck(self, force).run()
-            self.learning.remember(RETIRED_SKILLS, sum(1 for _ in self.library.retired()))
             self.learning.remember(RETIRED_EXAMPLES, self.datasets.stats()["retired"])
             self.learning.remember(GATE_CHECKED, GATE_VERSION)
             self.remember_skill_count()

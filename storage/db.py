@@ -178,7 +178,18 @@ def _v5_sessions(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX event_links_interaction ON event_links(interaction_key)")
 
 
-MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models, _v4_retention, _v5_sessions]
+def _v6_usage(db: sqlite_utils.Database) -> None:
+    # The usage ledger (storage/usage.py): every time a skill was served or rated, and how it turned out.
+    db.execute(
+        "CREATE TABLE skill_usage (id INTEGER PRIMARY KEY, skill_id TEXT NOT NULL, kind TEXT NOT NULL, "
+        "at TEXT NOT NULL, client TEXT NOT NULL, session TEXT, prompt_hash TEXT, outcome TEXT, "
+        "interaction_key TEXT, note TEXT)"
+    )
+    db.execute("CREATE INDEX skill_usage_skill ON skill_usage(skill_id)")
+    db.execute("CREATE INDEX skill_usage_open ON skill_usage(session) WHERE outcome IS NULL AND session IS NOT NULL")
+
+
+MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models, _v4_retention, _v5_sessions, _v6_usage]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,14 +42,22 @@ class Skill(BaseModel):
     source_users: list[str] = []
     evidence_count: int = 1
     success_rate: float = 0.0
+    # How it served, from the usage ledger (storage/usage.py): times served, when last, and the evidence of
+    # whether it helped, with the usefulness estimate (storage/usefulness.py) kept for readers of Qdrant.
     usage_count: int = 0
+    last_used: str | None = None
+    helped: int = 0
+    not_helped: int = 0
+    usefulness: float = 0.5
+    usefulness_interval: list[float] = [0.05, 0.95]
     value_score: float = 0.0
     prompt_version: str = ""
     model: str = ""
     quality: dict[str, Any] = {}  # the gate's figures (extractors/gate.py)
     created_at: str = ""
     last_seen: str = ""
-    retired: dict[str, Any] | None = None  # why, when and by which gate (the retired collection only)
+    # Why, when and by what (the quality gate, or its usefulness) it was retired: the retired collection only.
+    retired: dict[str, Any] | None = None
 
     def payload(self) -> dict[str, Any]:
         """The JSON payload: the keys it was stored or made with (a point's id is never one of them)."""
@@ -57,6 +66,15 @@ class Skill(BaseModel):
     def pattern(self) -> dict[str, Any]:
         """The pattern fields it has (an imported skill may lack some), for `SkillPattern` to judge."""
         return self.model_dump(include=set(PATTERN_FIELDS), exclude_unset=True)
+
+
+# What every view of a skill carries, stored or not yet (older payloads lack the usage keys).
+USAGE_FIELDS = ("usage_count", "last_used", "helped", "not_helped", "usefulness", "usefulness_interval", "retired")
+
+
+def view(skill_id: str, skill: Skill, **extra: Any) -> dict[str, Any]:
+    """A skill as commands, the API and MCP show it: its id, its payload, and every usage key."""
+    return {"id": skill_id, **skill.payload(), **{k: getattr(skill, k) for k in USAGE_FIELDS}, **extra}
 
 
 def skill_text(skill: Skill) -> str:
@@ -153,34 +171,84 @@ class SkillLibrary:
         vector = self.embedder.encode_one(skill_text(skill))
         self.vectors.upsert(SKILLS, [VectorPoint(skill_id, vector, skill.payload())])
 
-    def search(self, query: str, limit: int = 5) -> list[dict[str, Any]]:
-        """Skills best matching a question, best first, each with its score."""
-        hits = self.vectors.search(SKILLS, self.embedder.encode_one(query), limit)
-        return [{"id": h.id, "score": round(h.score, 4), **Skill.model_validate(h.payload).payload()} for h in hits]
+    def search(self, query: str, limit: int = 5, weight: float = 0.0, prior_mean: float = 0.5) -> list[dict[str, Any]]:
+        """Skills best matching a question, best first: each with its `relevance` (cosine similarity) and
+        `score`, the relevance weighed by how useful the skill has been (`weight` 0: relevance alone).
+
+        A skill at the prior's mean keeps its relevance; one that helped more ranks higher, one that did
+        not lower, by up to `weight` of it. Candidates beyond `limit` are read so that a useful skill a
+        little less similar can still take a place.
+        """
+        vector = self.embedder.encode_one(query)
+        hits = self.vectors.search(SKILLS, vector, max(limit * 3, 10) if weight else limit)
+        found = []
+        for hit in hits:
+            skill = Skill.model_validate(hit.payload)
+            score = hit.score * (1 + weight * (skill.usefulness - prior_mean))
+            found.append((round(score, 4), view(hit.id, skill, relevance=round(hit.score, 4))))
+        found.sort(key=lambda pair: -pair[0])
+        return [{**skill, "score": score} for score, skill in found[:limit]]
 
     def get(self, skill_id: str) -> dict[str, Any] | None:
-        """A skill by id, served or retired (a retired one carries `retired`: its reason and when)."""
+        """A skill's view by id, served or retired (a retired one carries `retired`: its reason and when)."""
+        skill = self.get_skill(skill_id)
+        return view(skill_id, skill) if skill is not None else None
+
+    def get_skill(self, skill_id: str) -> Skill | None:
+        """A skill by id, served or retired (None for an id that is not one)."""
+        try:
+            uuid.UUID(skill_id)
+        except ValueError:
+            return None  # a point id is a UUID: anything else names no skill
         found = self.vectors.retrieve(SKILLS, [skill_id]) or self.vectors.retrieve(RETIRED_SKILLS, [skill_id])
-        return {"id": found[0].id, **Skill.model_validate(found[0].payload).payload()} if found else None
+        return Skill.model_validate(found[0].payload) if found else None
 
     def all(self) -> Iterator[StoredSkill]:
         """Every served skill."""
         return map(_stored, self.vectors.scroll(SKILLS))
 
+    def proven(self, limit: int) -> list[dict[str, Any]]:
+        """The served skills that helped more often than not, most useful first (at most `limit`)."""
+        helpful = [s for s in self.all() if s.skill.helped > s.skill.not_helped]
+        helpful.sort(key=lambda s: (-s.skill.usefulness, -s.skill.usage_count, s.id))
+        return [view(s.id, s.skill) for s in helpful[:limit]]
+
     def retired(self) -> Iterator[StoredSkill]:
         """Every retired skill (each with its `retired` reason)."""
         return map(_stored, self.vectors.scroll(RETIRED_SKILLS))
 
-    def retire(self, skill_id: str, reason: str, gate: int) -> bool:
+    def retire(self, skill_id: str, reason: str, gate: int | None = None, by: str = "quality gate") -> bool:
         """Move a skill out of service, kept with the reason; False if it is not a served skill."""
         found = self.vectors.retrieve(SKILLS, [skill_id], with_vectors=True)
         if not found or found[0].vector is None:
             return False
-        retired = {"reason": reason, "at": now_iso(), "gate": gate}
+        retired: dict[str, Any] = {"reason": reason, "at": now_iso(), "by": by}
+        if gate is not None:
+            retired["gate"] = gate
         skill = Skill.model_validate(found[0].payload).model_copy(update={"retired": retired})
         self.vectors.upsert(RETIRED_SKILLS, [VectorPoint(skill_id, found[0].vector, skill.payload())])
         self.vectors.delete(SKILLS, [skill_id])  # after the copy: a crash in between leaves it in both, not lost
         return True
+
+    def restore(self, skill_id: str) -> bool:
+        """Serve a retired skill again (a person's decision); False if it is not retired."""
+        found = self.vectors.retrieve(RETIRED_SKILLS, [skill_id], with_vectors=True)
+        if not found or found[0].vector is None:
+            return False
+        skill = Skill.model_validate(found[0].payload).model_copy(update={"retired": None})
+        self.vectors.upsert(SKILLS, [VectorPoint(skill_id, found[0].vector, skill.payload())])
+        self.vectors.delete(RETIRED_SKILLS, [skill_id])
+        return True
+
+    def set_usage(self, skill_id: str, usage: dict[str, Any]) -> Skill | None:
+        """Record a skill's usage counters and usefulness, served or retired (its vector unchanged)."""
+        for collection in (SKILLS, RETIRED_SKILLS):
+            found = self.vectors.retrieve(collection, [skill_id], with_vectors=True)
+            if found and found[0].vector is not None:
+                skill = Skill.model_validate(found[0].payload).model_copy(update=usage)
+                self.vectors.upsert(collection, [VectorPoint(skill_id, found[0].vector, skill.payload())])
+                return skill
+        return None
 
     def set_quality(self, skill_id: str, quality: dict[str, Any]) -> None:
         """Record the gate's figures on a served skill (its vector unchanged)."""
@@ -191,6 +259,9 @@ class SkillLibrary:
 
     def count(self) -> int:
         return self.vectors.count(SKILLS)
+
+    def count_retired(self) -> int:
+        return self.vectors.count(RETIRED_SKILLS)
 
     def delete(self, skill_id: str) -> bool:
         if not self.vectors.retrieve(SKILLS, [skill_id]):
@@ -259,7 +330,8 @@ class SkillLibrary:
             vector = self.embedder.encode_one(skill_text(skill))
             existing = self.vectors.search(SKILLS, vector, 1, threshold=self.merge_threshold)
         if not existing:
-            self._put(skill_id, skill)
+            # Usage is this workstation's own (its ledger): an imported skill starts unserved here.
+            self._put(skill_id, skill.model_copy(update={k: Skill.model_fields[k].default for k in USAGE_FIELDS}))
             return "added"
         current = Skill.model_validate(existing[0].payload)
         merged = merge(current, skill)
@@ -301,7 +373,6 @@ def merge(current: Skill, new: Skill) -> Skill:
         "evidence_count": old_n + new_n,
         "success_rate": round((current.success_rate * old_n + new.success_rate * new_n) / (old_n + new_n), 4),
         "last_seen": max(current.last_seen, new.last_seen),
-        "usage_count": current.usage_count + new.usage_count,
     }
     for key in ("source_queries", "source_events", "source_interactions", "source_users", "tags"):
         update[key] = _union(list(getattr(current, key)), list(getattr(new, key)))

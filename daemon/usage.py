@@ -1,0 +1,105 @@
+"""Whether served skills helped: record each serve, learn its outcome from the session's telemetry or from
+an explicit rating, keep each skill's usefulness current, and retire a skill that confidently does not help.
+
+Attribution: a skill served for a prompt in a session (Claude Code's hook gives both) is judged by the
+interaction of that session whose question is that prompt, once its outcome is plain: the person confirmed
+it or gave a thumb up (helped), corrected it, asked to undo it, gave a thumb down, or the turn ended in an
+error or an interrupt (not helped). A turn the person simply moved on from is no evidence either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from daemon.config import SkillsConfig
+from daemon.interaction import Interaction
+from storage.usage import Outcome, UsageLedger
+from storage.usefulness import confidently_low, estimate
+
+if TYPE_CHECKING:
+    from storage.skills import Skill, SkillLibrary
+
+log = logging.getLogger(__name__)
+
+
+def evidence(interaction: Interaction) -> Outcome | None:
+    """What an interaction's outcome says about the skills served for it, once it is plain; else None."""
+    if interaction.feedback == 1:
+        return Outcome.HELPED
+    if interaction.feedback == -1:
+        return Outcome.NOT_HELPED
+    closed = "next_prompt" in interaction.signals  # the person's next prompt ended the turn
+    return Outcome.NOT_HELPED if closed and interaction.outcome == "failure" else None
+
+
+class SkillUsage:
+    """The usage ledger and the usage fields of the skills' payloads, kept in step."""
+
+    def __init__(self, ledger: UsageLedger, library: Callable[[], SkillLibrary], config: SkillsConfig) -> None:
+        self.ledger = ledger
+        self._library = library  # loaded on first need: attribution with nothing open never loads a model
+        self.config = config
+
+    def served(self, skills: list[dict[str, Any]], client: str, session: str | None, prompt: str | None) -> None:
+        """Record skills served together (search results, a hook's block); their views gain the serve."""
+        if not skills:
+            return
+        stamp = self.ledger.served([s["id"] for s in skills], client, session, prompt)
+        library = self._library()
+        for shown in skills:
+            skill = self._refresh(library, shown["id"])
+            shown.update(usage_count=skill.usage_count if skill else shown["usage_count"] + 1, last_used=stamp)
+
+    def rate(self, skill_id: str, helped: bool, client: str, note: str | None) -> Skill:
+        """Explicit evidence for a skill, served or retired; LookupError for an unknown one."""
+        library = self._library()
+        if library.get(skill_id) is None:
+            raise LookupError(f"no skill {skill_id}")
+        self.ledger.rated(skill_id, Outcome.HELPED if helped else Outcome.NOT_HELPED, client, note)
+        skill = self._refresh(library, skill_id, judge=not helped)
+        assert skill is not None
+        return skill
+
+    def attribute(self, interactions: Iterable[Interaction]) -> list[str]:
+        """Close the serves whose interactions' outcomes are now plain; return the skills that gained evidence."""
+        judged = [(i, outcome) for i in interactions if i.session and i.query and (outcome := evidence(i))]
+        if not self.ledger.has_open({i.session for i, _ in judged if i.session}):
+            return []
+        gained: set[str] = set()
+        for interaction, outcome in judged:
+            assert interaction.session and interaction.query
+            gained.update(self.ledger.resolve(interaction.session, interaction.query, outcome, interaction.key))
+        library = self._library()
+        for skill_id in sorted(gained):
+            self._refresh(library, skill_id, judge=True)
+            log.info("served skill judged", extra={"skill": skill_id})
+        return sorted(gained)
+
+    def _refresh(self, library: SkillLibrary, skill_id: str, judge: bool = False) -> Skill | None:
+        """Recompute a skill's counters from the ledger into its payload; with `judge`, retire it when its
+        usefulness is confidently below `skills.retire_below`."""
+        totals = self.ledger.totals(skill_id)
+        usefulness = estimate(totals.helped, totals.not_helped, self.config.usefulness_prior)
+        skill = library.set_usage(
+            skill_id,
+            {
+                "usage_count": totals.usage_count,
+                "last_used": totals.last_used,
+                "helped": totals.helped,
+                "not_helped": totals.not_helped,
+                "usefulness": usefulness.mean,
+                "usefulness_interval": usefulness.interval,
+            },
+        )
+        low = confidently_low(usefulness, self.config.retire_below)
+        if judge and low and skill is not None and skill.retired is None:
+            reason = (
+                f"usefulness {usefulness.mean:.2f} (helped {totals.helped}, not helped {totals.not_helped}; "
+                f"{usefulness.high:.2f} at most) is below {self.config.retire_below}"
+            )
+            library.retire(skill_id, reason, by="usefulness")
+            log.info("skill retired: it does not help", extra={"skill": skill_id, "reason": reason})
+            return library.get_skill(skill_id)
+        return skill
