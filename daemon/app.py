@@ -127,6 +127,7 @@ class Skilld:
             }
             report["parked"] = self.learner.learning.parked()
             report["publish"] = self.publishing
+            report["serving"] = {"ready": self.learner.serving}
             report["finetune"] = self.finetune_state()
             report["api"] = {
                 "url": self.api_url,
@@ -206,15 +207,20 @@ class Skilld:
 
         Only skills at least `skills.context_min_relevance` similar to the prompt, at most
         `skills.context_limit`, in at most `skills.context_max_chars`; none when nothing is relevant. With
-        no prompt (a session starting), the served skills that have helped most, by name only.
+        no prompt (None: a session starting), the served skills that have helped most, by name only.
         """
+        from daemon.adapters.claude_code import typed_request
         from daemon.briefing import index_block, skills_block
 
         config = self.settings.skills
-        if not prompt or not prompt.strip():
+        if prompt is None:
             with self.lock:
                 proven = self.learner.library.proven(config.context_limit)
             return {"markdown": index_block(proven, config.context_max_chars), "skills": []}
+        if client == "claude-code":  # what its transcript records as the turn's request, matched later
+            prompt = typed_request(prompt) or ""
+        if not prompt.strip():
+            return {"markdown": "", "skills": []}
         question = self.privacy.redactor.text(prompt)
         prior = config.usefulness_prior
         with self.lock:

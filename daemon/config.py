@@ -126,7 +126,7 @@ class SkillsConfig(Section):
     # What `skilld context` and the editor hooks put before a prompt: at most this many skills, each at least
     # this relevant (cosine similarity of the prompt and the skill), in at most this many characters.
     context_limit: int = Field(default=3, ge=1, le=20)
-    context_min_relevance: float = Field(default=0.5, ge=0, le=1)
+    context_min_relevance: float = Field(default=0.35, ge=0, le=1)
     context_max_chars: int = Field(default=2500, ge=200, le=50_000)
     # A folder the daemon keeps as Agent Skills (one SKILL.md folder per served skill), for example one that
     # ~/.claude/skills links to; only folders it wrote are touched.

@@ -155,6 +155,10 @@ class DaemonLoop:
     def _extract_forever(self) -> None:
         """The extraction stage, beside ingestion: a model call never holds up the tailer."""
         try:
+            self.app.learner.warm_up()
+        except Exception:
+            log.exception("the skill library could not be loaded; the first request loads it")
+        try:
             self.app.learner.recheck_if_upgraded()
         except Exception:
             log.exception("the quality re-check failed; it runs again at the next start")

@@ -135,6 +135,21 @@ class Learner:
                 decoder.cancel = self.cancel
         return self._extractor
 
+    def warm_up(self) -> None:
+        """Load the embedder and the library when there are skills to serve, so that an editor hook's first
+        request (which gives up after a second) is answered: loading takes longer than that."""
+        from storage.usefulness import estimate
+
+        with self.lock:
+            if self.learning.cursor(SKILL_COUNT) > 0:
+                self.library.embedder.encode_one("warm up")  # the first encoding is slow too
+                estimate(0, 0)  # and the first use of scipy's Beta
+
+    @property
+    def serving(self) -> bool:
+        """Whether skills are served at once (the library and its embedder are loaded)."""
+        return self._library is not None
+
     def use_adapter(self, adapter: Path | None) -> dict[str, Any]:
         """Deploy a LoRA adapter (None: the base model) between two extractions, without a restart."""
         if self.settings.llm.endpoint:

@@ -42,6 +42,23 @@ _SESSION_FILE = re.compile(
 )
 
 
+# A prompt as the person types it into Claude Code (what its hooks receive): `/command arguments`.
+_TYPED_COMMAND = re.compile(r"^/[^\s/]\S*(?:\s+(.*))?$", re.S)
+
+
+def typed_request(prompt: str) -> str | None:
+    """The request a prompt typed into Claude Code makes, as the transcript's turn records it (`query`): a
+    slash command's arguments, the prompt itself otherwise; None for a command without arguments or a `!`
+    shell command, which are not requests."""
+    text = prompt.strip()
+    if text.startswith("!"):
+        return None
+    command = _TYPED_COMMAND.match(text)
+    if command is None:
+        return text or None
+    return (command.group(1) or "").strip() or None
+
+
 class Message(RecordModel):
     id: str | None = None
     role: str | None = None
