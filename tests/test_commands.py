@@ -15,8 +15,12 @@ from tests.helpers import ROOT, continue_chat, write_lines
 def test_every_command_the_cli_sends_is_in_the_registry_and_every_entry_is_reachable() -> None:
     cli = (ROOT / "daemon" / "cli.py").read_text()
     sent = set(re.findall(r'dispatch\(\s*ctx,\s*f?"([\w.{}]+)"', cli))
-    skills = {"skills." + a for a in ("list", "show", "export", "import", "delete", "recheck")}
+    skills = {"skills." + a for a in ("show", "import", "delete", "recheck", "restore")}
     sent = (sent - {"skills.{action}"}) | skills
+    # The MCP server's tools and resources call the registry too (the same commands, by name).
+    served = set(re.findall(r'run_command\(\s*"([\w.]+)"', (ROOT / "daemon" / "mcp_server.py").read_text()))
+    assert served == {"search", "skills.get", "skills.rate", "skills.list", "skills.show"}
+    sent |= served
     assert sent <= set(COMMANDS), sent - set(COMMANDS)
     assert set(COMMANDS) - sent == {"ping"}  # the daemon's liveness check, used by the CLI's control path
 

@@ -25,6 +25,8 @@ PAYLOAD_INDEXES: dict[str, dict[str, IndexType]] = {
         "success_rate": "float",
         "value_score": "float",
         "source_users": "keyword",
+        "usefulness": "float",
+        "usage_count": "integer",
     },
     EXAMPLES: {"source": "keyword"},
     RETIRED_SKILLS: {"source_users": "keyword"},

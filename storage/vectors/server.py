@@ -31,13 +31,15 @@ class ServerVectorStore:
             self.client.create_collection(
                 name, vectors_config=models.VectorParams(size=dimensions, distance=models.Distance.COSINE)
             )
-            kinds = {
-                "keyword": models.PayloadSchemaType.KEYWORD,
-                "float": models.PayloadSchemaType.FLOAT,
-                "integer": models.PayloadSchemaType.INTEGER,
-                "datetime": models.PayloadSchemaType.DATETIME,
-            }
-            for field, kind in PAYLOAD_INDEXES.get(name, {}).items():
+        kinds = {
+            "keyword": models.PayloadSchemaType.KEYWORD,
+            "float": models.PayloadSchemaType.FLOAT,
+            "integer": models.PayloadSchemaType.INTEGER,
+            "datetime": models.PayloadSchemaType.DATETIME,
+        }
+        indexed = self.client.get_collection(name).payload_schema or {}
+        for field, kind in PAYLOAD_INDEXES.get(name, {}).items():
+            if field not in indexed:  # a collection made by an older skilld gains the newer indexes
                 self.client.create_payload_index(name, field, field_schema=kinds[kind])
         self.ready.add(name)
 
