@@ -73,8 +73,9 @@ USAGE_FIELDS = ("usage_count", "last_used", "helped", "not_helped", "usefulness"
 
 
 def view(skill_id: str, skill: Skill, **extra: Any) -> dict[str, Any]:
-    """A skill as commands, the API and MCP show it: its id, its payload, and every usage key."""
-    return {"id": skill_id, **skill.payload(), **{k: getattr(skill, k) for k in USAGE_FIELDS}, **extra}
+    """A skill as commands, the API and MCP show it: its id and every field, those its payload lacks (an
+    older or imported one) at their defaults, the usage keys among them."""
+    return {"id": skill_id, **skill.model_dump(exclude={"id"}), **extra}
 
 
 def skill_text(skill: Skill) -> str:
