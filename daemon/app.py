@@ -274,6 +274,7 @@ class Skilld:
             elif action == "delete":
                 if not library.delete(str(argument)):
                     raise LookupError(f"no skill {argument}")
+                self.learner.usage.forget([str(argument)], set())
                 counts = {"deleted": 1}
             elif action == "restore":
                 if not library.restore(str(argument)):

@@ -59,6 +59,7 @@ def _forget_derived(app: Skilld, keys: set[str], queries: set[str], user: str) -
         learner.vectors.delete(INTERACTIONS, [point_id("interaction", k) for k in sorted(keys)])
     # The events are still there (they go last): they tell which of a skill's events were the user's.
     skills = learner.library.forget(keys, user, queries, learner.learning.interaction_of_event)
+    usage = learner.usage.forget(skills.deleted, keys)
     removed = learner.datasets.forget(keys)
     versions: list[int] = []
     for data in sorted((app.home / "models").glob("v*/data")):
@@ -68,6 +69,7 @@ def _forget_derived(app: Skilld, keys: set[str], queries: set[str], user: str) -
     return {
         "skills_deleted": len(skills.deleted),
         "skills_updated": len(skills.updated),
+        "usage_records": usage,
         "dataset_examples": removed.examples,
         "preference_pairs": removed.preferences,
         "model_versions": sorted(versions),

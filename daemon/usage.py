@@ -77,6 +77,16 @@ class SkillUsage:
             log.info("served skill judged", extra={"skill": skill_id})
         return sorted(gained)
 
+    def forget(self, deleted: list[str], interaction_keys: set[str]) -> int:
+        """Drop the usage of deleted skills and the evidence a forgotten user's interactions gave; the
+        skills that keep some are recomputed. Return how many ledger rows went."""
+        gone, changed = self.ledger.forget(deleted, interaction_keys)
+        if changed:
+            library = self._library()
+            for skill_id in changed:
+                self._refresh(library, skill_id)
+        return gone
+
     def _refresh(self, library: SkillLibrary, skill_id: str, judge: bool = False) -> Skill | None:
         """Recompute a skill's counters from the ledger into its payload; with `judge`, retire it when its
         usefulness is confidently below `skills.retire_below`."""

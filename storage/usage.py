@@ -101,10 +101,20 @@ class UsageLedger:
         names = ("kind", "at", "client", "session", "outcome", "interaction", "note")
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def forget(self, skill_ids: list[str]) -> int:
-        """Delete the rows of skills that are gone (forgotten, deleted); how many."""
-        if not skill_ids:
-            return 0
-        marks = ",".join("?" * len(skill_ids))
+    def forget(self, skill_ids: list[str], interaction_keys: set[str]) -> tuple[int, list[str]]:
+        """Delete the rows of skills that are gone, and the evidence that came from these interactions (a
+        forgotten user's); return how many rows went and the remaining skills whose counters changed."""
         with self.conn:
-            return self.conn.execute(f"DELETE FROM skill_usage WHERE skill_id IN ({marks})", skill_ids).rowcount
+            self.conn.execute("BEGIN IMMEDIATE")
+            gone = 0
+            if skill_ids:
+                marks = ",".join("?" * len(skill_ids))
+                sql = f"DELETE FROM skill_usage WHERE skill_id IN ({marks})"
+                gone += self.conn.execute(sql, skill_ids).rowcount
+            changed: set[str] = set()
+            if interaction_keys:
+                marks = ",".join("?" * len(interaction_keys))
+                sql = f"DELETE FROM skill_usage WHERE interaction_key IN ({marks}) RETURNING skill_id"
+                changed = {row[0] for row in self.conn.execute(sql, sorted(interaction_keys)).fetchall()}
+                gone += len(changed)
+        return gone, sorted(changed)

@@ -10,6 +10,7 @@ import pytest
 
 from daemon.app import Skilld
 from storage.skills import Evidence, merge
+from storage.usage import Outcome
 from tests.helpers import Daemon, continue_chat, rows, skilld_json, write_lines
 
 pytestmark = pytest.mark.slow
@@ -71,6 +72,13 @@ def test_forget_removes_the_users_data_keeps_the_others_and_reports_model_versio
         library._new_payload(_evidence(app, keys["alice-2"], "alice", QUESTIONS["alice-2"][1])),
     )
     library._put("00000000-0000-0000-0000-0000000000b0", shared_payload)
+    # Usage: the shared skill served in alice's and bob's sessions and judged by their turns; alice's only skill
+    # served once. What alice's turns taught goes with her; bob's evidence stays.
+    ledger = app.learner.usage.ledger
+    for session in ("alice-2", "bob-1"):
+        ledger.served(["00000000-0000-0000-0000-0000000000b0"], "continue", session, QUESTIONS[session][1])
+        ledger.resolve(session, QUESTIONS[session][1], Outcome.HELPED, keys[session])
+    ledger.served([only_alice], "cli", None, None)
     for session in ("alice-1", "bob-1"):
         datasets.add_example(QUESTIONS[session][1], "Use du.", {"interaction": keys[session], "source": "continue"})
     app.learner.learning.add_feedback(keys["alice-2"], -1, None)
@@ -92,6 +100,7 @@ def test_forget_removes_the_users_data_keeps_the_others_and_reports_model_versio
         "dead_letters": 1,
         "skills_deleted": 1,
         "skills_updated": 1,
+        "usage_records": 2,
         "dataset_examples": 1,
         "preference_pairs": 0,
         "model_versions": [1],
@@ -103,6 +112,8 @@ def test_forget_removes_the_users_data_keeps_the_others_and_reports_model_versio
     assert shared is not None and shared["source_interactions"] == [keys["bob-1"]]
     assert shared["source_users"] == [app.privacy.hasher.hash("bob")] and shared["evidence_count"] == 1
     assert shared["source_queries"] == [QUESTIONS["bob-1"][1]]
+    assert (shared["usage_count"], shared["helped"]) == (1, 1)  # bob's serve and his turn's verdict
+    assert ledger.totals(only_alice).usage_count == 0
     assert [h["id"] for h in app.search(QUESTIONS["bob-1"][1], 5)] == ["00000000-0000-0000-0000-0000000000b0"]
     assert app.dataset("stats")["examples"] == 1
     assert (trained / "train.jsonl").read_text() == ""
