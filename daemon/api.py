@@ -98,8 +98,9 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
     from daemon.mcp_server import build
 
     # The MCP server at /mcp calls this daemon's own commands. Stateless and JSON: every request stands
-    # alone, so a client needs no session and a restart of the daemon breaks none. Host and Origin are
-    # checked by the middleware below (and the token is required), not by the SDK a second time.
+    # alone, so a client needs no session and a restart of the daemon breaks none. The Host header is
+    # checked by the middleware below and the token is required, so the SDK's own DNS-rebinding check
+    # (which would refuse the unix socket's Host) is off.
     skills_mcp = build(lambda name, payload: run_command(app, name, payload))
     mcp_app = skills_mcp.streamable_http_app(
         streamable_http_path="/mcp",
@@ -187,8 +188,12 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=100)] = 5,
         client: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9:._ -]{0,63}$", description="who asks")] = "api",
         session: Annotated[str | None, Query(max_length=200, description="the asking session's id")] = None,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
     ) -> list[dict[str, Any]]:
-        return app.search(q, limit, client, session)
+        # A read open on loopback records nothing: only a caller with the token counts as serving a client
+        # (a web page could otherwise make the browser inflate any skill's usage).
+        record = credentials is not None and hmac.compare_digest(credentials.credentials.encode(), token.encode())
+        return app.search(q, limit, client, session, record=record)
 
     @api.get("/metrics", tags=["service"], dependencies=readable, summary="Prometheus metrics (skilld_* families).")
     def prometheus() -> Response:

@@ -172,14 +172,18 @@ class Skilld:
         """What skilld understood of the telemetry, newest first."""
         return self.learner.understood(source, limit)
 
-    def search(self, query: str, limit: int, client: str = "cli", session: str | None = None) -> list[dict[str, Any]]:
-        """Learned skills best matching a question, ranked by relevance and usefulness; each serve recorded."""
+    def search(
+        self, query: str, limit: int, client: str = "cli", session: str | None = None, record: bool = True
+    ) -> list[dict[str, Any]]:
+        """Learned skills best matching a question, ranked by relevance and usefulness; each serve recorded
+        (unless `record` is False: a read that serves no client)."""
         question = self.privacy.redactor.text(query)
         config = self.settings.skills
         prior = config.usefulness_prior
         with self.lock:
             found = self.learner.library.search(question, limit, config.usefulness_weight, prior[0] / sum(prior))
-            self.learner.usage.served(found, client, session, question)
+            if record:
+                self.learner.usage.served(found, client, session, question)
         return found
 
     def skill(self, skill_id: str, client: str, session: str | None = None) -> dict[str, Any]:
@@ -274,7 +278,7 @@ class Skilld:
             elif action == "delete":
                 if not library.delete(str(argument)):
                     raise LookupError(f"no skill {argument}")
-                self.learner.usage.forget([str(argument)], set())
+                self.learner.usage.forget([str(argument)])
                 counts = {"deleted": 1}
             elif action == "restore":
                 if not library.restore(str(argument)):

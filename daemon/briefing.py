@@ -44,7 +44,7 @@ def skills_block(skills: list[dict[str, Any]], max_chars: int) -> tuple[str, lis
     shown: list[dict[str, Any]] = []
     for skill in skills:
         for section in (skill_section(skill), skill_section(skill, example=False)):
-            if len("\n\n".join([*parts, section])) <= max_chars:
+            if len("\n\n".join([*parts, section])) + 1 <= max_chars:  # and its final newline
                 parts.append(section)
                 shown.append(skill)
                 break
@@ -63,7 +63,7 @@ def index_block(skills: list[dict[str, Any]], max_chars: int) -> str:
     ]
     for skill in skills:
         line = f"- {skill['name']}: {skill['description']} (`{skill['id']}`)"
-        if len("\n".join([*lines, line])) > max_chars:
+        if len("\n".join([*lines, line])) + 1 > max_chars:
             break
         lines.append(line)
     return "\n".join(lines) + "\n" if len(lines) > 3 else ""

@@ -82,6 +82,8 @@ def dispatch(
             app.close()
     except (PathError, LookupError, ValueError) as exc:
         raise Failure(str(exc.args[0]) if exc.args else str(exc)) from None
+    except OSError as exc:  # a file or folder the command was given that cannot be written or read
+        raise Failure(str(exc)) from None
     finally:
         if exclusive:
             lock.release()

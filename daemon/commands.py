@@ -76,7 +76,7 @@ class ExportSkills(Request):
     format: Literal["jsonl", "agent-skills"] = "jsonl"
 
 
-class Context(Request):
+class PromptContext(Request):
     prompt: str | None = Field(default=None, max_length=100_000)
     session: str | None = Session
     client: str = Client
@@ -150,7 +150,7 @@ COMMANDS: dict[str, Command] = {
         Command("deadletters.list", Limit, lambda app, r, p: app.dead_letters(r.limit), exclusive=False),
         Command("deadletters.replay", NoArguments, lambda app, r, p: app.replay()),
         Command("search", Search, lambda app, r, p: app.search(r.query, r.limit, r.client, r.session)),
-        Command("context", Context, lambda app, r, p: app.context(r.prompt, r.session, r.client)),
+        Command("context", PromptContext, lambda app, r, p: app.context(r.prompt, r.session, r.client)),
         Command("interactions", Interactions, lambda app, r, p: app.interactions(r.source, r.limit), exclusive=False),
         Command("explain", Event, lambda app, r, p: app.explain(r.event_id)),
         Command("feedback", Feedback, _feedback),

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 
 def main() -> NoReturn:
+    """Run a hook, or the command line."""
     from daemon.hook import hook_call
 
     call = hook_call(sys.argv[1:])

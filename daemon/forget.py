@@ -58,8 +58,9 @@ def _forget_derived(app: Skilld, keys: set[str], queries: set[str], user: str) -
     if keys:
         learner.vectors.delete(INTERACTIONS, [point_id("interaction", k) for k in sorted(keys)])
     # The events are still there (they go last): they tell which of a skill's events were the user's.
+    sessions = {i.session for i in map(learner.interaction, sorted(keys)) if i is not None and i.session}
     skills = learner.library.forget(keys, user, queries, learner.learning.interaction_of_event)
-    usage = learner.usage.forget(skills.deleted, keys)
+    usage = learner.usage.forget(skills.deleted, keys, sessions)
     removed = learner.datasets.forget(keys)
     versions: list[int] = []
     for data in sorted((app.home / "models").glob("v*/data")):

@@ -50,6 +50,7 @@ class FoundSkill(BaseModel):
 
 
 def found(skill: dict[str, Any]) -> FoundSkill:
+    """A skill's view as the tools' typed result."""
     return FoundSkill.model_validate({k: v for k, v in skill.items() if k in FoundSkill.model_fields})
 
 
@@ -78,7 +79,7 @@ class SkillServer(MCPServer):
             return await anyio.to_thread.run_sync(self.call, name, payload)
         except (LookupError, ValueError) as exc:
             reason = str(exc.args[0]) if exc.args else str(exc)
-            raise (ToolError(reason) if name != "skills.show" else ResourceNotFoundError(reason)) from None
+            raise ToolError(reason) from None
 
     async def list_resources(self) -> list[Resource]:
         """Every served skill, read fresh: skills come and go while a client stays connected."""
@@ -138,10 +139,14 @@ def build(call: Call) -> SkillServer:
         return found(await server.run_command("skills.rate", payload))
 
     @server.resource("skill://{skill_id}", name="skill", title="A learned skill", mime_type="text/markdown")
-    async def skill(skill_id: str) -> str:
-        """A learned skill as a markdown document."""
+    async def skill(skill_id: str, ctx: Context) -> str:
+        """A learned skill as a markdown document (a read is a serve, like get_skill)."""
         from daemon.briefing import skill_document
 
-        return skill_document(await server.run_command("skills.show", {"skill_id": skill_id}))
+        try:
+            shown = await server.run_command("skills.get", {"skill_id": skill_id, "client": _client(ctx)})
+        except ToolError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+        return skill_document(shown)
 
     return server

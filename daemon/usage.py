@@ -2,15 +2,17 @@
 an explicit rating, keep each skill's usefulness current, and retire a skill that confidently does not help.
 
 Attribution: a skill served for a prompt in a session (Claude Code's hook gives both) is judged by the
-interaction of that session whose question is that prompt, once its outcome is plain: the person confirmed
-it or gave a thumb up (helped), corrected it, asked to undo it, gave a thumb down, or the turn ended in an
-error or an interrupt (not helped). A turn the person simply moved on from is no evidence either way.
+interaction of that session whose question is that prompt, once its outcome is plain: a thumb up or down
+given to it, else the outcome of its turn once the person's next prompt closed it (`daemon/adapters/turns.py`):
+confirmed, or answered and moved on from without complaint (helped); corrected, undone, interrupted, or
+ended on an error (not helped). A turn still open is no evidence yet.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from daemon.config import SkillsConfig
@@ -30,8 +32,9 @@ def evidence(interaction: Interaction) -> Outcome | None:
         return Outcome.HELPED
     if interaction.feedback == -1:
         return Outcome.NOT_HELPED
-    closed = "next_prompt" in interaction.signals  # the person's next prompt ended the turn
-    return Outcome.NOT_HELPED if closed and interaction.outcome == "failure" else None
+    if "next_prompt" not in interaction.signals:  # the turn is still open: its outcome may yet change
+        return None
+    return {"success": Outcome.HELPED, "failure": Outcome.NOT_HELPED}.get(interaction.outcome or "")
 
 
 class SkillUsage:
@@ -77,15 +80,20 @@ class SkillUsage:
             log.info("served skill judged", extra={"skill": skill_id})
         return sorted(gained)
 
-    def forget(self, deleted: list[str], interaction_keys: set[str]) -> int:
-        """Drop the usage of deleted skills and the evidence a forgotten user's interactions gave; the
-        skills that keep some are recomputed. Return how many ledger rows went."""
-        gone, changed = self.ledger.forget(deleted, interaction_keys)
-        if changed:
+    def forget(
+        self,
+        deleted: list[str],
+        interaction_keys: AbstractSet[str] = frozenset(),
+        sessions: AbstractSet[str] = frozenset(),
+    ) -> int:
+        """Drop the usage of deleted skills, and a forgotten user's serves and verdicts (their sessions and
+        interactions); the skills that keep some are recomputed. Return how many ledger rows went."""
+        forgotten = self.ledger.forget(deleted, set(interaction_keys), set(sessions))
+        if forgotten.changed:
             library = self._library()
-            for skill_id in changed:
+            for skill_id in forgotten.changed:
                 self._refresh(library, skill_id)
-        return gone
+        return forgotten.rows
 
     def _refresh(self, library: SkillLibrary, skill_id: str, judge: bool = False) -> Skill | None:
         """Recompute a skill's counters from the ledger into its payload; with `judge`, retire it when its

@@ -159,7 +159,8 @@ class SkillLibrary:
             source_users=[e.user] if e.user else [],
             evidence_count=1,
             success_rate=1.0 if e.success else 0.0,
-            usage_count=0,
+            # The usage keys from the start, so that a tool reading Qdrant finds them on every skill.
+            **{k: Skill.model_fields[k].default for k in USAGE_FIELDS},
             value_score=e.value_score,
             prompt_version=e.prompt_version,
             model=e.model,
@@ -185,7 +186,8 @@ class SkillLibrary:
         found = []
         for hit in hits:
             skill = Skill.model_validate(hit.payload)
-            score = hit.score * (1 + weight * (skill.usefulness - prior_mean))
+            judged = skill.helped + skill.not_helped > 0  # else it stands at the (configured) prior's mean
+            score = hit.score * (1 + weight * ((skill.usefulness if judged else prior_mean) - prior_mean))
             found.append((round(score, 4), view(hit.id, skill, relevance=round(hit.score, 4))))
         found.sort(key=lambda pair: -pair[0])
         return [{**skill, "score": score} for score, skill in found[:limit]]
@@ -262,6 +264,7 @@ class SkillLibrary:
         return self.vectors.count(SKILLS)
 
     def count_retired(self) -> int:
+        """How many skills are retired (kept, not served)."""
         return self.vectors.count(RETIRED_SKILLS)
 
     def delete(self, skill_id: str) -> bool:

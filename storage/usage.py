@@ -32,6 +32,14 @@ class Totals:
     not_helped: int = 0
 
 
+@dataclass(frozen=True)
+class Forgotten:
+    """What forgetting did to the ledger."""
+
+    rows: int
+    changed: list[str]  # skills that remain, with fewer rows
+
+
 def prompt_hash(prompt: str) -> str:
     """The hash a served prompt is kept and matched by (whitespace-insensitive)."""
     return hashlib.sha256(" ".join(prompt.split()).encode()).hexdigest()[:32]
@@ -48,6 +56,7 @@ class UsageLedger:
         stamp = now_iso()
         hashed = prompt_hash(prompt) if prompt else None
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")  # the skills of one block, together or not at all
             self.conn.executemany(
                 "INSERT INTO skill_usage (skill_id, kind, at, client, session, prompt_hash) VALUES (?, ?, ?, ?, ?, ?)",
                 [(skill_id, "served", stamp, client, session, hashed) for skill_id in skill_ids],
@@ -101,20 +110,23 @@ class UsageLedger:
         names = ("kind", "at", "client", "session", "outcome", "interaction", "note")
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def forget(self, skill_ids: list[str], interaction_keys: set[str]) -> tuple[int, list[str]]:
-        """Delete the rows of skills that are gone, and the evidence that came from these interactions (a
-        forgotten user's); return how many rows went and the remaining skills whose counters changed."""
+    def forget(self, skill_ids: list[str], interaction_keys: set[str], sessions: set[str]) -> Forgotten:
+        """Delete the rows of skills that are gone, and those of a forgotten user: the serves in their
+        sessions and the evidence their interactions gave. Return how many rows went and the remaining
+        skills whose counters changed."""
+        gone = 0
+        changed: set[str] = set()
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            gone = 0
             if skill_ids:
                 marks = ",".join("?" * len(skill_ids))
                 sql = f"DELETE FROM skill_usage WHERE skill_id IN ({marks})"
                 gone += self.conn.execute(sql, skill_ids).rowcount
-            changed: set[str] = set()
-            if interaction_keys:
-                marks = ",".join("?" * len(interaction_keys))
-                sql = f"DELETE FROM skill_usage WHERE interaction_key IN ({marks}) RETURNING skill_id"
-                changed = {row[0] for row in self.conn.execute(sql, sorted(interaction_keys)).fetchall()}
-                gone += len(changed)
-        return gone, sorted(changed)
+            for column, values in (("interaction_key", interaction_keys), ("session", sessions)):
+                if values:
+                    marks = ",".join("?" * len(values))
+                    sql = f"DELETE FROM skill_usage WHERE {column} IN ({marks}) RETURNING skill_id"
+                    rows = self.conn.execute(sql, sorted(values)).fetchall()
+                    gone += len(rows)
+                    changed.update(row[0] for row in rows)
+        return Forgotten(gone, sorted(changed - set(skill_ids)))

@@ -24,6 +24,7 @@ class Usefulness:
 
     @property
     def interval(self) -> list[float]:
+        """[low, high], as the payload keeps it."""
         return [self.low, self.high]
 
 

@@ -19,7 +19,7 @@ def test_every_command_the_cli_sends_is_in_the_registry_and_every_entry_is_reach
     sent = (sent - {"skills.{action}"}) | skills
     # The MCP server's tools and resources call the registry too (the same commands, by name).
     served = set(re.findall(r'run_command\(\s*"([\w.]+)"', (ROOT / "daemon" / "mcp_server.py").read_text()))
-    assert served == {"search", "skills.get", "skills.rate", "skills.list", "skills.show"}
+    assert served == {"search", "skills.get", "skills.rate", "skills.list"}
     sent |= served
     assert sent <= set(COMMANDS), sent - set(COMMANDS)
     assert set(COMMANDS) - sent == {"ping"}  # the daemon's liveness check, used by the CLI's control path

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from skills_ref.validator import validate
 
+from daemon import control, hook
 from tests.helpers import ROOT, Daemon, cli_env, skilld, skilld_json, wait_for, write_lines
 
 pytestmark = pytest.mark.slow
@@ -114,6 +115,7 @@ def test_the_hook_adds_relevant_skills_only_through_a_running_daemon(home: Path,
     home.mkdir(parents=True, exist_ok=True)
     mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     mute.bind(str(home / "skilld.sock"))
+    (home / "api.token").write_text("a-token\n")
     mute.listen(8)
     held: list[socket.socket] = []
     threading.Thread(target=lambda: held.append(mute.accept()[0]), daemon=True).start()
@@ -122,10 +124,26 @@ def test_the_hook_adds_relevant_skills_only_through_a_running_daemon(home: Path,
     finally:
         mute.close()
         (home / "skilld.sock").unlink()
+        (home / "api.token").unlink()
     assert (result.returncode, result.stdout) == (0, "") and held, result.stderr
-    assert seconds < 0.5 + 2.0, seconds  # the deadline, and the process's own start and exit
-    # Not JSON, or not a prompt event: nothing.
-    assert _hook(home, "{not json")[0].stdout == ""
+    assert 0.5 <= seconds < 0.5 + 2.0, seconds  # it waited out the deadline, plus its own start and exit
+    # Light: what the hook process imports, with the daemon's own client's names for its socket and token.
+    traced = subprocess.run(
+        [str(SKILLD_EXE), "hook", "claude-code"],
+        input=json.dumps(_prompt_event(PARAPHRASE)),
+        env={**cli_env(home), "PYTHONPROFILEIMPORTTIME": "1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    imported = {line.split("|")[-1].strip() for line in traced.stderr.splitlines() if line.startswith("import time")}
+    assert "daemon.hook" in imported and traced.stdout == ""
+    heavy = {"click", "pydantic", "numpy", "torch", "sqlite3", "http.client", "daemon.config", "daemon.control"}
+    assert not heavy & imported, heavy & imported
+    assert (hook.SOCKET_NAME, hook.TOKEN_NAME) == (control.SOCKET_NAME, control.TOKEN_NAME)
+    # A deadline that is no number: nothing, exit 0, no traceback.
+    result, _ = _hook(home, _prompt_event(PARAPHRASE), "--deadline", "nan")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
 def test_the_hook_serves_skills_and_a_session_outcome_judges_them(daemon: Daemon, telemetry: Path) -> None:
@@ -141,6 +159,10 @@ def test_the_hook_serves_skills_and_a_session_outcome_judges_them(daemon: Daemon
     assert len(context["additionalContext"]) <= 2500
     unrelated, _ = _hook(home, _prompt_event("write a limerick about my cat", session="other"))
     assert (unrelated.returncode, unrelated.stdout) == (0, "")
+    # With the daemon answering: input that is not JSON, and an event that is not a prompt, add nothing.
+    for odd in ("{not json", json.dumps({**_prompt_event(PARAPHRASE), "hook_event_name": "Stop"})):
+        result, _ = _hook(home, odd)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     # Session start: no skill has helped yet, so there is nothing to list.
     start = {k: v for k, v in _prompt_event("").items() if k != "prompt"} | {"hook_event_name": "SessionStart"}
     assert _hook(home, {**start, "source": "startup"})[0].stdout == ""
@@ -155,13 +177,23 @@ def test_the_hook_serves_skills_and_a_session_outcome_judges_them(daemon: Daemon
     judged = skilld_json(home, "skills", "show", K8S, env=daemon.env)
     assert (judged["helped"], judged["not_helped"], judged["usefulness"]) == (1, 0, pytest.approx(2 / 3, abs=1e-3))
     assert skilld_json(home, "skills", "show", SYSTEMD, env=daemon.env)["helped"] == 0
+    # Another session: the hook serves the systemd skill, and the person corrects the answer.
+    other = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    ask = "my worker script dies at night, how do I keep it running and restart it when it crashes?"
+    served = json.loads(_hook(home, _prompt_event(ask, session=other))[0].stdout)["hookSpecificOutput"]
+    assert "systemctl enable --now worker.service" in served["additionalContext"]
+    transcript = telemetry / "projects" / "-home-dev-shop" / f"{other}.jsonl"
+    write_lines(transcript, _turn("q1", ask, "Add `@reboot python worker.py` to your crontab.", other))
+    write_lines(transcript, _turn("q2", "no, that doesn't restart it when it crashes", "Use a systemd unit.", other))
+    wait_for(lambda: skilld_json(home, "skills", "show", SYSTEMD, env=daemon.env)["not_helped"] == 1, 60, "evidence")
+    assert skilld_json(home, "skills", "show", K8S, env=daemon.env)["not_helped"] == 0  # not served there
     # Now that one helped, a session starts with it listed by name.
     index = json.loads(_hook(home, {**start, "source": "startup"})[0].stdout)["hookSpecificOutput"]
     assert index["hookEventName"] == "SessionStart" and SKILLS[0]["name"] in index["additionalContext"]
 
 
-def _turn(uuid: str, prompt: str, answer: str) -> list[dict[str, Any]]:
-    base = {"sessionId": SESSION, "cwd": "/home/dev/shop", "version": "2.0.14", "isSidechain": False}
+def _turn(uuid: str, prompt: str, answer: str, session: str = SESSION) -> list[dict[str, Any]]:
+    base = {"sessionId": session, "cwd": "/home/dev/shop", "version": "2.0.14", "isSidechain": False}
     stamp = f"2026-11-20T10:{len(uuid) * 7 % 60:02d}:00.000Z"
     return [
         {
@@ -236,7 +268,11 @@ def test_mcp_over_stdio_and_http_finds_rates_and_shows(daemon: Daemon, tmp_path:
 
     assert asyncio.run(over_http({"Authorization": f"Bearer {token}"}))["helped"] == 2
     shown = skilld_json(home, "skills", "show", K8S, env=daemon.env)
-    assert (shown["helped"], shown["not_helped"]) == (2, 0) and shown["history"][0]["note"] == "got the old pods back"
+    assert (shown["helped"], shown["not_helped"]) == (2, 0)
+    rated = [row for row in shown["history"] if row["kind"] == "rated"]
+    assert [row["note"] for row in rated] == ["got the old pods back"] * 2
+    # Each session served it twice, by search and by the resource read; the 401 below serves nothing.
+    assert shown["usage_count"] == 4
     refused = httpx2.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert refused.status_code == 401
 

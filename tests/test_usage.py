@@ -16,6 +16,7 @@ from daemon.app import Skilld
 from storage.skills import Evidence
 from storage.usage import Outcome, UsageLedger
 from storage.usefulness import confidently_low, estimate
+from storage.vectors.base import SKILLS
 from tests.helpers import write_lines
 
 pytestmark = pytest.mark.slow
@@ -76,6 +77,22 @@ def test_a_serve_is_closed_once_by_its_sessions_prompt(app: Skilld) -> None:
     assert (totals.usage_count, totals.helped, totals.not_helped) == (2, 1, 1)
     assert totals.last_used is not None and ledger.totals("nothing").usage_count == 0
     assert [row["outcome"] for row in ledger.history("a")] == ["not_helped", None, "helped"]
+
+
+def test_every_stored_skill_carries_the_usage_keys_in_its_payload(served: tuple[Skilld, str, str]) -> None:
+    app, undo, _ = served
+    raw = app.learner.vectors.retrieve(SKILLS, [undo])[0].payload  # what a tool reading Qdrant sees
+    assert {k: raw[k] for k in ("usage_count", "last_used", "helped", "not_helped", "usefulness", "retired")} == {
+        "usage_count": 0,
+        "last_used": None,
+        "helped": 0,
+        "not_helped": 0,
+        "usefulness": 0.5,
+        "retired": None,
+    }
+    app.rate(undo, True, None, "cli")
+    raw = app.learner.vectors.retrieve(SKILLS, [undo])[0].payload
+    assert (raw["helped"], raw["usefulness"], raw["usefulness_interval"]) == (1, 0.6667, [0.2236, 0.9747])
 
 
 def test_search_records_each_serve_and_ranks_a_skill_that_helped_above_an_equal_one(
@@ -200,3 +217,4 @@ def test_a_typed_prompt_is_the_request_its_transcript_records() -> None:
     assert typed_request("/orchestrator create TODO app by Next.js") == "create TODO app by Next.js"
     assert typed_request("/clear") is None and typed_request("!ls -la") is None
     assert typed_request("  fix the login bug\nplease ") == "fix the login bug\nplease"
+    assert typed_request("/usr/bin/python crashes on start, why?") == "/usr/bin/python crashes on start, why?"

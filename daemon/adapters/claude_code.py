@@ -43,7 +43,8 @@ _SESSION_FILE = re.compile(
 
 
 # A prompt as the person types it into Claude Code (what its hooks receive): `/command arguments`.
-_TYPED_COMMAND = re.compile(r"^/[^\s/]\S*(?:\s+(.*))?$", re.S)
+# A command's name has no slash of its own: `/usr/bin/python crashes` is a question about a path.
+_TYPED_COMMAND = re.compile(r"^/[\w:.-]+(?:\s+(.*))?$", re.S)
 
 
 def typed_request(prompt: str) -> str | None:
