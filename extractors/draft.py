@@ -301,14 +301,28 @@ def answer_example(answer: str) -> str:
     return inline.group(1)[:300] if inline else ""
 
 
+# A name that tells a situation ("Docker is eating all my disk space", "Npm audit flags a package") rather
+# than a task ("Undo my last commit").
+_SITUATION = re.compile(
+    r"^(?:why|when)\b|\b(?:is|are|was|were|keeps?|says|flags|fails|breaks|won'?t|doesn'?t|can'?t|isn'?t)\b", re.I
+)
+
+
 def answer_description(answer: str, name: str) -> str:
-    """The answer's opening sentence, or what the skill does."""
-    prose = _LIST_ITEM.sub(" ", _FENCE.sub(" ", answer))
-    for sentence in _sentences(prose):
+    """The answer's opening sentence (the prose before its first list item or code block), or what the
+    skill is for. A closing remark after the steps ("If you'd rather ..., use ... instead", "Run `deactivate`
+    when ...") is a caveat, not what the skill does: an editor shows the description first."""
+    ends = [m.start() for m in (_LIST_ITEM.search(answer), _FENCE.search(answer)) if m is not None]
+    opening = answer[: min(ends)] if ends else answer
+    for sentence in _sentences(opening):
         # Not "That's it.", not "Overall: 1,134 lines.", not a question back to the person.
         if sum(w.isalpha() for w in content_words(sentence)) >= 3 and not sentence.endswith("?"):
             return _clip(sentence, 300)
-    return _clip(f"How to {name[:1].lower()}{name[1:]}.", 300)
+    subject = f"{name[:1].lower()}{name[1:]}"
+    # "Undo my last commit" is something to do; "Docker is eating all my disk space" is a situation.
+    first = name.split(" ", 1)[0].lower()
+    task = _imperative(name) or first in ("undo", "roll", "get", "show", "count", "take", "go", "bring")
+    return _clip(f"What to do when {subject}." if not task and _SITUATION.search(name) else f"How to {subject}.", 300)
 
 
 def exchange_tags(question: str, answer: str) -> list[str]:

@@ -123,6 +123,18 @@ def test_the_draft_reads_like_a_skill() -> None:
     assert draft.example == "python3 -m venv .venv" and set(draft.tags) <= {"set", "python", "virtual", "environment"}
 
 
+def test_the_description_is_the_opening_not_a_closing_caveat() -> None:
+    steps = "1. Run `git reset --soft HEAD~1`.\n2. Check with `git status` that the changes are staged.\n\n"
+    caveat = "If you'd rather have the changes unstaged, use `git reset HEAD~1` instead."
+    draft = grounded_draft("How do I undo my last git commit but keep the changes?", steps + caveat)
+    assert draft is not None and draft.description == "How to undo my last git commit but keep the changes."
+    opening = "Move the branch back one commit; the changes stay staged.\n\n"
+    draft = grounded_draft("How do I undo my last git commit but keep the changes?", opening + steps + caveat)
+    assert draft is not None and draft.description == "Move the branch back one commit; the changes stay staged."
+    draft = grounded_draft("docker is eating all my disk space, what do I do?", "1. Run `docker system prune -a`.")
+    assert draft is not None and draft.description == "What to do when docker is eating all my disk space."
+
+
 @pytest.mark.parametrize(("question", "answer"), TRIVIAL)
 def test_a_trivial_exchange_has_no_skill_and_says_why(question: str, answer: str) -> None:
     assert no_skill_reason(question, answer)
