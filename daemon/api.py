@@ -195,6 +195,13 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
         record = credentials is not None and hmac.compare_digest(credentials.credentials.encode(), token.encode())
         return app.search(q, limit, client, session, record=record)
 
+    @api.get("/report", tags=["read"], dependencies=readable, summary="The latest `skilld report` (HTML).")
+    def report() -> Response:
+        path = app.home / "report" / "report.html"
+        if not path.is_file():
+            raise Rejected("no report yet: run `skilld report`", 404)
+        return Response(path.read_bytes(), media_type="text/html; charset=utf-8")
+
     @api.get("/metrics", tags=["service"], dependencies=readable, summary="Prometheus metrics (skilld_* families).")
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,10 @@ class Skilld:
         # The library generation last published to `skills.publish_dir`, and how that went (for `status`).
         self._published = -1
         self.publishing: dict[str, Any] | None = None
+        # The last drift check (the daemon's, every `insights.check_minutes`), for `status` and the metrics.
+        self.drift: dict[str, Any] | None = None
+        self._drift_due = 0.0
+        self.on_drift: Callable[[list[dict[str, Any]]], None] = lambda checks: None
         self.learner = Learner(settings, self.store, self.registry, self.privacy, self.lock)
         self.models = ModelRegistry(self.store.conn)
         self.finetuner = FineTuner(settings, self.models, self.learner, self.lock)
@@ -128,6 +134,7 @@ class Skilld:
             report["parked"] = self.learner.learning.parked()
             report["publish"] = self.publishing
             report["serving"] = {"ready": self.learner.serving}
+            report["drift"] = self.drift
             report["finetune"] = self.finetune_state()
             report["api"] = {
                 "url": self.api_url,
@@ -313,6 +320,76 @@ class Skilld:
         if any(result[k] for k in ("added", "updated", "removed")):
             log.info("skills published", extra=self.publishing)
         return result
+
+    def experiments(self, action: str, name: str | None = None) -> Any:
+        """`experiments list|show|start|stop`: the configured A/B tests of extraction and their figures."""
+        experiments = self.learner.experiments
+        with self.lock:
+            if action == "list":
+                return [
+                    {
+                        "name": e.name,
+                        "policy": e.policy,
+                        "arms": [{"name": a.name, "prompt": a.prompt, "share": a.share} for a in e.arms],
+                        **(experiments.store.state(e.name) or {"state": "not started"}),
+                        "trials": len(experiments.store.trials(e.name)),
+                    }
+                    for e in self.settings.experiments
+                ]
+            assert name is not None
+            experiments.config(name)  # LookupError for one not configured
+            if action == "show":
+                return experiments.evaluate(name, self.learner.library)
+            if action == "start":
+                experiments.store.start(name)
+            elif action == "stop":
+                if not experiments.store.stop(name, decision="stopped by a person"):
+                    raise LookupError(f"experiment {name} is not running")
+            else:
+                raise ValueError(f"unknown experiments action {action}")
+            return {"name": name, **(experiments.store.state(name) or {})}
+
+    # -- is it learning? ---------------------------------------------------------------------------------------
+    def check_drift(self) -> dict[str, Any]:
+        """Drift of the recent window against the reference window, now; logged when found."""
+        from daemon.insights import drift
+        from storage.events import now_iso
+
+        checks = [d.as_dict() for d in drift(self.learner, self.settings.insights)]
+        self.drift = {"checked_at": now_iso(), "checks": checks}
+        for check in checks:
+            if check["drifted"]:
+                log.warning("drift", extra={"check": check["name"], "psi": check["psi"], "reason": check["reason"]})
+        self.on_drift(checks)
+        return self.drift
+
+    def check_drift_if_due(self) -> dict[str, Any] | None:
+        """The daemon's periodic drift check, every `insights.check_minutes`."""
+        if time.monotonic() < self._drift_due:
+            return None
+        self._drift_due = time.monotonic() + self.settings.insights.check_minutes * 60
+        return self.check_drift()
+
+    def failures(self, since_days: float) -> list[dict[str, Any]]:
+        """Clusters of failed and low-value interactions, biggest first (`skilld failures`)."""
+        from daemon.insights import failures
+
+        return [c.as_dict() for c in failures(self.learner, self.settings.insights, since_days)]
+
+    def gaps(self, since_days: float) -> list[dict[str, Any]]:
+        """Topics asked often that no served skill answers, most wanted first (`skilld gaps`)."""
+        from daemon.insights import gaps
+
+        return [g.as_dict() for g in gaps(self.learner, self.settings.insights, since_days)]
+
+    def report(self, directory: Path | None, since_days: int) -> dict[str, Any]:
+        """Write the HTML report (`skilld report`); the daemon serves the one in `<home>/report` at /report."""
+        from daemon.insights import report_data
+        from daemon.report import verdict, write
+
+        data = report_data(self, since_days)
+        path = write(data, directory or self.home / "report")
+        return {"path": str(path), "verdict": verdict(data)}
 
     def dataset(self, action: str, directory: str | None = None) -> dict[str, Any]:
         """`dataset stats|export`."""

@@ -552,6 +552,140 @@ def skills_recheck(ctx: Context, as_json: bool) -> None:
     emit(_skills(ctx, "recheck", None), as_json, human)
 
 
+_since = click.option(
+    "--since", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True, help="Days back."
+)
+
+
+@cli.command()
+@_since
+@json_option
+@click.pass_obj
+def failures(ctx: Context, since: float, as_json: bool) -> None:
+    """Clusters of failed and low-value interactions: size, a representative question, what they share."""
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        for c in rows:
+            click.echo(f"{c['size']:4}  {_line(c['representative'], 100)}", err=True)
+            if c["shared"]:
+                click.echo(f"      shared: {'; '.join(c['shared'])}", err=True)
+        if not rows:
+            click.echo("no failure clusters", err=True)
+
+    emit(dispatch(ctx, "failures", {"since": since}), as_json, human)
+
+
+@cli.command()
+@_since
+@json_option
+@click.pass_obj
+def gaps(ctx: Context, since: float, as_json: bool) -> None:
+    """Topics asked often that no served skill answers (or only a retired one), most wanted first."""
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        for g in rows:
+            near = (
+                f"nearest skill {g['nearest_skill']!r} at {g['nearest_similarity']:.2f}" if g["nearest_skill"] else ""
+            )
+            retired = ", only a retired skill covers it" if g["only_retired"] else ""
+            click.echo(f"{g['asked']:4}x  {_line(g['topic'], 90)}  ({near}{retired})", err=True)
+        if not rows:
+            click.echo("no knowledge gaps", err=True)
+
+    emit(dispatch(ctx, "gaps", {"since": since}), as_json, human)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Directory (default <home>/report).")
+@click.option("--since", type=click.IntRange(min=1), default=30, show_default=True, help="Days back.")
+@json_option
+@click.pass_obj
+def report(ctx: Context, out: Path | None, since: int, as_json: bool) -> None:
+    """Write the HTML report: is skilld learning, and what to do next (the daemon serves it at /report)."""
+    payload = {"out": str(out.absolute()) if out else None, "since": since}
+
+    def human(r: dict[str, Any]) -> None:
+        for sentence in r["verdict"]:
+            click.echo(sentence, err=True)
+        click.echo(f"report: {r['path']}", err=True)
+
+    emit(dispatch(ctx, "report", payload), as_json, human)
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+def drift(ctx: Context, as_json: bool) -> None:
+    """Check now for drift of the recent window against the reference one (value scores, sources, topics)."""
+
+    def human(r: dict[str, Any]) -> None:
+        for c in r["checks"]:
+            click.echo(
+                f"{c['name']:12} psi {c['psi']:.3f}  {'DRIFT' if c['drifted'] else 'ok':5}  {c['reason']}", err=True
+            )
+
+    emit(dispatch(ctx, "drift"), as_json, human)
+
+
+@cli.group()
+def experiments() -> None:
+    """A/B tests of extraction (configured under [[experiments]]): list, show, start, stop."""
+
+
+@experiments.command("list")
+@json_option
+@click.pass_obj
+def experiments_list(ctx: Context, as_json: bool) -> None:
+    """The configured experiments, their state and trials."""
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        for e in rows:
+            arms = ", ".join(f"{a['name']} ({a['prompt']}, share {a['share']})" for a in e["arms"])
+            promoted = f", promoted {e['promoted']}" if e.get("promoted") else ""
+            click.echo(f"{e['name']}  {e['state']}{promoted}, {e['trials']} trials, {e['policy']}: {arms}", err=True)
+        if not rows:
+            click.echo("no experiments configured ([[experiments]] in the configuration)", err=True)
+
+    emit(dispatch(ctx, "experiments.list"), as_json, human)
+
+
+@experiments.command("show")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def experiments_show(ctx: Context, name: str, as_json: bool) -> None:
+    """Each arm's figures, the comparisons with the control, and the decision as it stands."""
+
+    def human(r: dict[str, Any]) -> None:
+        head = f"{r['name']}: {r['state']} (alpha {r['alpha']}, {r['min_samples']} trials per arm to decide)"
+        click.echo(head, err=True)
+        for a in r["arms"]:
+            figures = ", ".join(f"{k} {v}" for k, v in a.items() if k not in ("name", "prompt", "share"))
+            click.echo(f"  {a['name']} ({a['prompt']}): {figures}", err=True)
+        if r["verdict"]:
+            click.echo(f"  {r['verdict']['reason']}", err=True)
+
+    emit(dispatch(ctx, "experiments.show", {"name": name}), as_json, human)
+
+
+@experiments.command("start")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def experiments_start(ctx: Context, name: str, as_json: bool) -> None:
+    """Run a configured experiment (one at a time: a running one stops)."""
+    emit(dispatch(ctx, "experiments.start", {"name": name}), as_json, _show_json)
+
+
+@experiments.command("stop")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def experiments_stop(ctx: Context, name: str, as_json: bool) -> None:
+    """Stop a running experiment without promoting an arm."""
+    emit(dispatch(ctx, "experiments.stop", {"name": name}), as_json, _show_json)
+
+
 @cli.group()
 def dataset() -> None:
     """The fine-tuning dataset: stats, export."""

@@ -112,6 +112,19 @@ class Forget(Request):
     user: str = Field(min_length=1)
 
 
+class Experiment(Request):
+    name: str = Field(min_length=1)
+
+
+class Since(Request):
+    since: float = Field(default=30, gt=0, le=3650, description="days back")
+
+
+class Report(Request):
+    out: Path | None = None
+    since: int = Field(default=30, gt=0, le=3650)
+
+
 class Finetune(Request):
     trigger: str = "manual"
 
@@ -163,6 +176,14 @@ COMMANDS: dict[str, Command] = {
         Command("skills.import", File, lambda app, r, p: app.skills("import", str(r.file))),
         Command("skills.delete", SkillId, lambda app, r, p: app.skills("delete", r.skill_id)),
         Command("skills.recheck", NoArguments, lambda app, r, p: app.skills("recheck")),
+        Command("experiments.list", NoArguments, lambda app, r, p: app.experiments("list"), exclusive=False),
+        Command("experiments.show", Experiment, lambda app, r, p: app.experiments("show", r.name)),
+        Command("experiments.start", Experiment, lambda app, r, p: app.experiments("start", r.name)),
+        Command("experiments.stop", Experiment, lambda app, r, p: app.experiments("stop", r.name)),
+        Command("failures", Since, lambda app, r, p: app.failures(r.since), exclusive=False),
+        Command("gaps", Since, lambda app, r, p: app.gaps(r.since), exclusive=False),
+        Command("report", Report, lambda app, r, p: app.report(r.out, r.since)),
+        Command("drift", NoArguments, lambda app, r, p: app.check_drift(), exclusive=False),
         Command("dataset.stats", NoArguments, lambda app, r, p: app.dataset("stats")),
         Command("dataset.export", Directory, lambda app, r, p: app.dataset("export", str(r.directory))),
         Command("finetune", Finetune, lambda app, r, p: app.finetune(r.trigger, p)),

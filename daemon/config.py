@@ -110,6 +110,68 @@ class ExtractionConfig(Section):
     max_backlog: int = Field(default=10_000, ge=1)
 
 
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class ArmConfig(Section):
+    """One arm of an extraction experiment: a prompt version (a file under extractors/prompts/)."""
+
+    name: str = Field(pattern=_NAME)
+    prompt: str = Field(pattern=r"^v\d+$", description="a prompt version, e.g. v2 (extractors/prompts/v2.txt)")
+    share: float = Field(default=1.0, gt=0, description="traffic share under the fixed policy (normalised)")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_exists(cls, version: str) -> str:
+        from extractors.prompts import PROMPTS
+
+        if not (PROMPTS / f"{version}.txt").is_file():
+            known = ", ".join(sorted(p.stem for p in PROMPTS.glob("v*.txt")))
+            raise ValueError(f"no prompt {version} (known: {known})")
+        return version
+
+
+class ExperimentConfig(Section):
+    """An A/B test of extraction: its arms, how traffic is shared, and when one arm is promoted.
+
+    The first arm is the control. An arm is promoted when its gate pass rate is significantly higher than the
+    control's at `alpha` (two-proportion z-test), with at least `min_samples` trials per arm, and it is not
+    worse on the guards: mean grounding by more than `grounding_tolerance`, mean extraction latency by more
+    than `latency_tolerance` seconds.
+    """
+
+    name: str = Field(pattern=_NAME)
+    arms: list[ArmConfig] = Field(min_length=2)
+    policy: Literal["fixed", "thompson"] = "fixed"
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    min_samples: int = Field(default=50, ge=5)
+    grounding_tolerance: float = Field(default=0.05, ge=0, le=1)
+    latency_tolerance: float = Field(default=5.0, ge=0)
+
+    @field_validator("arms")
+    @classmethod
+    def _distinct(cls, arms: list[ArmConfig]) -> list[ArmConfig]:
+        names = [a.name for a in arms]
+        if len(set(names)) != len(names):
+            raise ValueError("arm names must differ")
+        return arms
+
+
+class InsightsConfig(Section):
+    """Whether skilld is learning well: drift of recent interactions against a reference window, failure
+    clusters and knowledge gaps (`daemon/insights.py`)."""
+
+    window_days: float = Field(default=7, gt=0, description="the recent window")
+    reference_days: float = Field(default=28, gt=0, description="the reference window, just before the recent one")
+    psi_threshold: float = Field(default=0.2, gt=0, description="PSI at which a distribution has shifted")
+    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="significance level of the KS and chi-square tests")
+    min_samples: int = Field(default=30, ge=5, description="fewer interactions in a window: no drift verdict")
+    check_minutes: float = Field(default=60, gt=0, description="how often the daemon checks for drift")
+    low_value: float = Field(default=0.3, ge=0, le=1, description="a value score below this counts as a failure")
+    covered_at: float = Field(default=0.5, gt=0, le=1, description="cosine at which a skill answers a topic")
+    min_asked: int = Field(default=3, ge=2, description="how often a topic is asked before it can be a gap")
+
+
 class SkillsConfig(Section):
     merge_threshold: float = Field(default=0.95, gt=0, le=1)
     # The quality gate: the least share of a skill's words its exchange must support (extractors/gate.py).
@@ -225,6 +287,8 @@ class Settings(BaseSettings):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    experiments: list[ExperimentConfig] = Field(default_factory=list)
+    insights: InsightsConfig = Field(default_factory=InsightsConfig)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -250,7 +314,7 @@ class Settings(BaseSettings):
 
 # What a reload (SIGHUP) applies at once: sections and keys read where they are used. The rest are read
 # when a part is built (the stores, the models, the API's sockets) and take effect at the next start.
-LIVE_SECTIONS = frozenset({"scoring", "extraction", "finetune", "logging", "retention"})
+LIVE_SECTIONS = frozenset({"scoring", "extraction", "finetune", "logging", "retention", "experiments", "insights"})
 LIVE_KEYS = frozenset(
     {
         "telemetry.paths",

@@ -165,6 +165,7 @@ class DaemonLoop:
         while not self.app.stopping.is_set():
             try:
                 self.app.publish_if_changed()
+                self.app.check_drift_if_due()
                 if not self.app.learner.extract_one():
                     self.app.stopping.wait(1.0)
             except Exception:

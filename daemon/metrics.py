@@ -12,8 +12,9 @@ import threading
 from collections import Counter as Tally  # prometheus_client's Counter is the metric
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -115,6 +116,21 @@ class Metrics:
         self.extraction_failures = Counter(
             "skilld_extraction_failures", "Extraction attempts that failed.", registry=self.registry
         )
+        labels = ["check"]  # value_score, source_mix, topic_mix
+        self.drift_psi = Gauge(
+            "skilld_drift_psi", "PSI of the recent window against the reference.", labels, registry=self.registry
+        )
+        self.drift_detected = Gauge(
+            "skilld_drift_detected", "1 when the last check found drift.", labels, registry=self.registry
+        )
+        self.drift_checks = Counter("skilld_drift_checks", "Drift checks run.", registry=self.registry)
+
+    def record_drift(self, checks: list[dict[str, Any]]) -> None:
+        """The figures of one drift check (daemon/insights.py)."""
+        self.drift_checks.inc()
+        for check in checks:
+            self.drift_psi.labels(check["name"]).set(check["psi"])
+            self.drift_detected.labels(check["name"]).set(int(check["drifted"]))
 
     def exposition(self) -> bytes:
         """The text exposition format, for `GET /metrics`."""

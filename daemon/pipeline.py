@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from storage.learning import SKILL_COUNT, LearningStore, QueueState
 from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore, point_id
 
 if TYPE_CHECKING:
+    from daemon.experiments import Experiments
     from daemon.usage import SkillUsage
     from extractors.base import LLMBackend
     from extractors.extractor import Extractor
@@ -60,6 +62,7 @@ class Learner:
         self._library: SkillLibrary | None = None
         self._datasets: Datasets | None = None
         self._usage: SkillUsage | None = None
+        self._experiments: Experiments | None = None
         # Counts changes of the library (skills added, merged, retired, restored, rated): what publishes it
         # as Agent Skills compares it with the one it last wrote.
         self.generation = 0
@@ -109,6 +112,16 @@ class Learner:
 
             self._usage = SkillUsage(UsageLedger(self.store.conn), lambda: self.library, self.settings.skills)
         return self._usage
+
+    @property
+    def experiments(self) -> Experiments:
+        """A/B tests of extraction (daemon/experiments.py)."""
+        if self._experiments is None:
+            from daemon.experiments import Experiments
+            from storage.experiments import ExperimentStore
+
+            self._experiments = Experiments(ExperimentStore(self.store.conn), lambda: self.settings.experiments)
+        return self._experiments
 
     @property
     def datasets(self) -> Datasets:
@@ -198,7 +211,12 @@ class Learner:
             count = sum(1 for hit in similar if hit.id != own)
             best = self.vectors.search(SKILLS, vector, 1) if has_skills else []
             score = value_score(interaction, count, best[0].score if best else None, config)
-            scored = {**score.as_dict(), "user": interaction.user}
+            started = (
+                interaction.started_at.astimezone(UTC).isoformat(timespec="milliseconds")
+                if interaction.started_at
+                else None
+            )
+            scored = {**score.as_dict(), "user": interaction.user, "started_at": started}
             rows.append((interaction.key, scored, bool(interaction.query and interaction.response)))
             points.append(
                 VectorPoint(
@@ -258,8 +276,10 @@ class Learner:
         from extractors.base import BackendError, Cancelled
         from extractors.draft import grounded_draft
         from extractors.extractor import ExtractionError
-        from extractors.gate import Candidate, choose
+        from extractors.gate import Candidate, assess, choose
+        from extractors.prompts import load_prompt
         from extractors.triage import no_skill_reason
+        from storage.experiments import Trial
 
         with self.extraction_lock:
             with self.lock:
@@ -277,19 +297,29 @@ class Learner:
             if reason is not None:  # decided before any model call, never retried
                 self._no_skill(key, reason)
                 return True
+            with self.lock:
+                arm = self.experiments.arm_for(key) if self.settings.experiments else None
+                version = arm[1].prompt if arm else self.experiments.default_prompt()
             started = time.perf_counter()
             candidates: list[Candidate] = []
             draft = grounded_draft(query, response)
             if draft is not None:
                 candidates.append(Candidate(draft, "draft", "grounded", "none"))
             model_no_skill: str | None = None
+            # What the arm's prompt achieved, recorded when the item ends (an experiment's trial).
+            trial: dict[str, Any] = {"outcome": "failed", "passed": False, "grounding": None, "seconds": None}
             try:
-                extraction = self.extractor.extract(query, response)
+                extraction = self.extractor.extract(query, response, load_prompt(version) if version else None)
+                trial["seconds"] = round(extraction.seconds, 3)
                 if extraction.pattern is not None:
                     candidates.append(
                         Candidate(extraction.pattern, "model", extraction.prompt_version, extraction.model)
                     )
+                    verdict = assess(extraction.pattern, query, response, context, self.settings.skills.min_grounding)
+                    trial.update(outcome="proposed", passed=verdict.passed, grounding=round(verdict.grounding, 4))
                 model_no_skill = extraction.no_skill
+                if model_no_skill is not None:
+                    trial["outcome"] = "no_skill"
             except Cancelled:
                 log.info("extraction interrupted by stop; it stays queued", extra={"interaction": key})
                 return False
@@ -304,21 +334,30 @@ class Learner:
                 return True
             except ExtractionError as exc:  # a proposal the model could not make valid; the draft may stand
                 log.info("model proposal invalid", extra={"interaction": key, "error": str(exc)})
+            kept: tuple[str, bool] | None = None
             if model_no_skill is not None and self.model_decides_no_skill():
                 self._no_skill(key, f"the model: {model_no_skill}")
                 self.observe(time.perf_counter() - started)
-                return True
-            chosen, quality, why = choose(candidates, query, response, context, self.settings.skills.min_grounding)
-            self.observe(time.perf_counter() - started)
-            if chosen is None or quality is None:
-                if model_no_skill is not None:  # the model said so, and no draft passes the gate either
+            else:
+                chosen, quality, why = choose(candidates, query, response, context, self.settings.skills.min_grounding)
+                self.observe(time.perf_counter() - started)
+                if chosen is not None and quality is not None:
+                    seconds = round(time.perf_counter() - started, 2)
+                    kept = self._store(interaction, item.score, chosen, quality, seconds)
+                elif model_no_skill is not None:  # the model said so, and no draft passes the gate either
                     self._no_skill(key, f"the model: {model_no_skill}")
-                    return True
+                else:
+                    with self.lock:
+                        self.learning.finish(key, None, QueueState.REJECTED, why)
+                    log.info("skill rejected by the quality gate", extra={"interaction": key, "why": why})
+            if arm is not None:
+                skill_id, merged = kept if kept else (None, False)
                 with self.lock:
-                    self.learning.finish(key, None, QueueState.REJECTED, why)
-                log.info("skill rejected by the quality gate", extra={"interaction": key, "why": why})
-                return True
-            self._store(interaction, item.score, chosen, quality, round(time.perf_counter() - started, 2))
+                    self.experiments.store.record(
+                        Trial(arm[0].name, key, arm[1].name, arm[1].prompt, stored=kept is not None, merged=merged,
+                              skill_id=skill_id, **trial)
+                    )  # fmt: skip
+                    self.experiments.conclude(self.library)
             return True
 
     def training_prompt(self, interaction: Interaction) -> str:
@@ -336,8 +375,9 @@ class Learner:
 
     def _store(
         self, interaction: Interaction, score: float, chosen: Candidate, quality: Assessment, seconds: float
-    ) -> None:
-        """Keep a skill that passed the gate, and its cleaned exchange as a fine-tuning example."""
+    ) -> tuple[str, bool]:
+        """Keep a skill that passed the gate, and its cleaned exchange as a fine-tuning example; return the
+        skill's id and whether it merged into one already there."""
         from storage.skills import Evidence
 
         query, response = interaction.query or "", interaction.response or ""
@@ -386,6 +426,7 @@ class Learner:
                 "seconds": seconds,
             },
         )
+        return skill_id, merged
 
     def remember_skill_count(self) -> None:
         """Keep the library's sizes (served and retired) in SQLite, so status never needs the vector store."""

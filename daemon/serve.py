@@ -61,6 +61,7 @@ def _serve_api(app: Skilld) -> control.ApiServer:
     app.learner.observe = lambda seconds: (
         metrics.extraction_failures.inc() if seconds is None else metrics.extraction_seconds.observe(seconds)
     )
+    app.on_drift = metrics.record_drift
     config = app.settings.api
     api = create_api(app, metrics, control.load_token(app.home))
     try:

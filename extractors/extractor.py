@@ -54,13 +54,15 @@ class Extractor:
         self.max_chars = max_chars
         self.schema = answer_json_schema()
 
-    def extract(self, query: str, response: str) -> Extraction:
-        """The model's answer for one interaction; BackendError if the model fails, ExtractionError if it is invalid."""
-        messages = self.prompt.render(query, response, self.max_chars)
+    def extract(self, query: str, response: str, prompt: Prompt | None = None) -> Extraction:
+        """The model's answer for one interaction (with this extractor's prompt, or another version: an
+        experiment's arm); BackendError if the model fails, ExtractionError if it is invalid."""
+        prompt = prompt or self.prompt
+        messages = prompt.render(query, response, self.max_chars)
         first = self.backend.complete(messages, self.schema, self.max_tokens)
         try:
             answer = parse_answer(first.text)
-            return Extraction(answer, self.prompt.version, self.backend.model, first.tokens, first.seconds, False)
+            return Extraction(answer, prompt.version, self.backend.model, first.tokens, first.seconds, False)
         except ValidationError as exc:
             problem = _first_error(exc)
         repair = [
@@ -75,7 +77,7 @@ class Extractor:
             raise ExtractionError(f"invalid skill after one repair: {_first_error(exc)}") from None
         return Extraction(
             answer,
-            self.prompt.version,
+            prompt.version,
             self.backend.model,
             first.tokens + second.tokens,
             first.seconds + second.seconds,

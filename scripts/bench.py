@@ -528,6 +528,65 @@ def _measure_serving(
     return results
 
 
+def bench_report(work: Path) -> dict[str, Any]:
+    """`skilld report` on the labelled corpus as the pipeline learns it (chats spread over two weeks), and
+    the picture of it the README shows (`scripts/report.png`, headless Chromium)."""
+    import shutil
+    from datetime import UTC, datetime, timedelta
+
+    from tests.helpers import cli_env
+    from tests.quality_corpus import load_corpus, rendered_prompt
+
+    folder = work / "report-telemetry" / "dev_data" / "0.2.0"
+    folder.mkdir(parents=True)
+    now = datetime.now(UTC)
+    chats, thumbs = [], []
+    for index, exchange in enumerate(load_corpus()):
+        at = (now - timedelta(days=14) + timedelta(hours=7 * index)).isoformat().replace("+00:00", "Z")
+        chat = {
+            "eventName": "chatInteraction",
+            "schema": "0.2.0",
+            "sessionId": f"report-{exchange.id}",
+            "timestamp": at,
+            "modelTitle": "Qwen 2.5 Coder 7B",
+            "prompt": rendered_prompt(exchange, index),
+            "completion": exchange.answer,
+        }
+        chats.append(json.dumps(chat) + "\n")
+        thumbs.append(json.dumps({**chat, "eventName": "chatFeedback", "feedback": exchange.feedback}) + "\n")
+    (folder / "chatInteraction.jsonl").write_text("".join(chats))
+    (folder / "chatFeedback.jsonl").write_text("".join(thumbs))
+    home = work / "home-report"
+    env = cli_env(home)
+    skilld = [sys.executable, "-m", "daemon.cli"]
+    start = time.perf_counter()
+    subprocess.run([*skilld, "ingest", str(folder.parent.parent)], env=env, check=True, capture_output=True, cwd=ROOT)
+    learned = time.perf_counter() - start
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*skilld, "report", "--out", str(work / "report"), "--json"], env=env, check=True, capture_output=True,
+        cwd=ROOT, text=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    results: dict[str, Any] = {
+        "exchanges": len(chats),
+        "learn_s": round(learned, 1),
+        "report_s": round(time.perf_counter() - start, 1),
+        "verdict": result["verdict"],
+        "bytes": Path(result["path"]).stat().st_size,
+    }
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:
+        picture = ROOT / "scripts" / "report.png"
+        subprocess.run(
+            [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={work / 'chromium'}",
+             "--hide-scrollbars", "--window-size=1100,2600", f"--screenshot={picture}", Path(result["path"]).as_uri()],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        results["picture"] = str(picture)
+    return results
+
+
 def bench_finetune(work: Path) -> dict[str, Any]:
     """Training throughput (tokens/s) and the time of one full cycle on the bundled model."""
     from corpus import TOPICS
@@ -571,7 +630,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="skill counts for the search benchmark")
     parser.add_argument(
         "--only",
-        default="ingest,large,scoring,search,extraction,quality,memory,api,serving,finetune",
+        default="ingest,large,scoring,search,extraction,quality,memory,api,serving,report,finetune",
         help="which benchmarks",
     )
     parser.add_argument(
@@ -648,6 +707,14 @@ def main() -> None:
             for name in ("mcp_search_http", "mcp_search_stdio"):
                 row = serving[name]
                 print(f"{name}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms")
+        if "report" in only:
+            shown = results["report"] = bench_report(Path(tmp))
+            print(
+                f"report on the labelled corpus ({shown['exchanges']} chats, learned in {shown['learn_s']} s): "
+                f"written in {shown['report_s']} s, {shown['bytes'] / 1e3:.0f} KB; picture {shown.get('picture')}"
+            )
+            for sentence in shown["verdict"]:
+                print(f"  {sentence}")
         if "finetune" in only:
             tune = results["finetune"] = bench_finetune(Path(tmp))
             print(

@@ -226,6 +226,13 @@ class Datasets:
             "path": str(self.finetune),
         }
 
+    def added_per_day(self) -> list[tuple[str, int]]:
+        """(day, training examples written that day) of the records still trainable, oldest day first."""
+        days = Counter(
+            str(r.get("metadata", {}).get("created_at", ""))[:10] for r in read_records(self.finetune) if trainable(r)
+        )
+        return sorted((day, n) for day, n in days.items() if day)
+
     def export(self, out: Path, validation_fraction: float) -> dict[str, Any]:
         """Write train.jsonl and validation.jsonl (a stable split by interaction) into a directory."""
         out.mkdir(parents=True, exist_ok=True)

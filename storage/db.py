@@ -189,7 +189,33 @@ def _v6_usage(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX skill_usage_open ON skill_usage(session) WHERE outcome IS NULL AND session IS NOT NULL")
 
 
-MIGRATIONS: list[Migration] = [_v1_ingestion, _v2_learning, _v3_models, _v4_retention, _v5_sessions, _v6_usage]
+def _v7_experiments(db: sqlite_utils.Database) -> None:
+    # A/B tests of extraction (storage/experiments.py): each experiment's state, and every trial of an arm.
+    db.execute(
+        "CREATE TABLE experiments (name TEXT PRIMARY KEY, state TEXT NOT NULL, started_at TEXT NOT NULL, "
+        "stopped_at TEXT, promoted TEXT, prompt TEXT, decision TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE experiment_trials (experiment TEXT NOT NULL, interaction_key TEXT NOT NULL, arm TEXT NOT NULL, "
+        "prompt TEXT NOT NULL, outcome TEXT NOT NULL, passed INTEGER NOT NULL, grounding REAL, seconds REAL, "
+        "stored INTEGER NOT NULL, merged INTEGER NOT NULL, skill_id TEXT, at TEXT NOT NULL, "
+        "PRIMARY KEY (experiment, interaction_key)) WITHOUT ROWID"
+    )
+    # When a scored interaction happened (its telemetry's time): drift windows are by it, so a first ingest
+    # of months of history has a reference window at once.
+    db.execute("ALTER TABLE scores ADD COLUMN started_at TEXT")
+    db.execute("CREATE INDEX scores_started ON scores(started_at)")
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_ingestion,
+    _v2_learning,
+    _v3_models,
+    _v4_retention,
+    _v5_sessions,
+    _v6_usage,
+    _v7_experiments,
+]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

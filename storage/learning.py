@@ -28,6 +28,25 @@ class QueueState(StrEnum):
 SKILL_COUNT = "skills"
 
 
+@dataclass(frozen=True)
+class ScoreRow:
+    """One interaction's value score with its five components, and when it was given."""
+
+    interaction_key: str
+    score: float
+    outcome: float
+    feedback: float
+    reusability: float
+    complexity: float
+    novelty: float
+    scored_at: str
+
+    @property
+    def source(self) -> str:
+        """The source the interaction came from (an interaction key starts with its adapter's name)."""
+        return self.interaction_key.split(":", 1)[0]
+
+
 @dataclass
 class QueueItem:
     interaction_key: str
@@ -82,7 +101,8 @@ class LearningStore:
             for key, score, _ in rows:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO scores (interaction_key, score, outcome, feedback, reusability, complexity,"
-                    " novelty, details, high_value, scored_at, user_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " novelty, details, high_value, scored_at, user_hash, started_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         key,
                         score["score"],
@@ -95,6 +115,7 @@ class LearningStore:
                         int(score["score"] >= threshold),
                         stamp,
                         score.get("user"),
+                        score.get("started_at") or stamp,
                     ),
                 )
             for key, score, extractable in rows:
@@ -261,6 +282,42 @@ class LearningStore:
     def interaction_of_event(self, event_id: str) -> str | None:
         row = self.conn.execute("SELECT interaction_key FROM events WHERE id = ?", (event_id,)).fetchone()
         return row[0] if row else None
+
+    # -- insights (drift, failures, the report) ----------------------------------------------------------------
+    def scores_between(self, start: str, end: str, limit: int = 100_000) -> list[ScoreRow]:
+        """Scores of the interactions that happened in [start, end) (ISO times, UTC), newest first, with their
+        five components (an interaction scored before this column existed counts at its scoring time)."""
+        rows = self.conn.execute(
+            "SELECT interaction_key, score, outcome, feedback, reusability, complexity, novelty, "
+            "COALESCE(started_at, scored_at) AS at FROM scores WHERE at >= ? AND at < ? ORDER BY at DESC LIMIT ?",
+            (start, end, limit),
+        ).fetchall()
+        return [ScoreRow(*row) for row in rows]
+
+    def feedback_of(self, keys: list[str]) -> dict[str, int]:
+        """The latest thumb given to skilld for each of these interactions that has one."""
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, value in self.conn.execute(
+                f"SELECT interaction_key, value FROM feedback WHERE id IN (SELECT MAX(id) FROM feedback "
+                f"WHERE interaction_key IN ({marks}) GROUP BY interaction_key)",
+                chunk,
+            ):
+                found[key] = int(value)
+        return found
+
+    def queue_outcomes_by_day(self, since: str) -> list[tuple[str, str, int]]:
+        """(day, state, how many) of extraction items that ended since a time, by the day they ended."""
+        return [
+            (str(day), str(state), int(count))
+            for day, state, count in self.conn.execute(
+                "SELECT substr(updated_at, 1, 10), state, COUNT(*) FROM extraction_queue "
+                "WHERE updated_at >= ? AND state NOT IN (?, ?) GROUP BY 1, 2 ORDER BY 1",
+                (since, QueueState.PENDING, QueueState.WAITING),
+            )
+        ]
 
     # -- metrics ---------------------------------------------------------------------------------------------
     def score_histogram(self, bounds: tuple[float, ...]) -> tuple[list[int], int, float]:
