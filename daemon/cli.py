@@ -189,9 +189,14 @@ def status(ctx: Context, as_json: bool) -> None:
         if any(r["retired"].values()):
             click.echo(
                 f"{'retired':>20}: {r['retired']['skills']} skills, {r['retired']['examples']} training records "
-                "(failed the quality gate on re-check; kept, not served, not trained on)",
+                "(failed the quality gate on re-check, or did not help; kept, not served, not trained on)",
                 err=True,
             )
+        drifted = [c for c in ((r.get("drift") or {}).get("checks") or []) if c["drifted"]]
+        for check in drifted:
+            click.echo(f"{'drift':>20}: {check['name']}: {check['reason']}", err=True)
+        if r.get("publish") and r["publish"].get("error"):
+            click.echo(f"{'publish':>20}: {r['publish']['dir']}: {r['publish']['error']}", err=True)
         for s in r["sources"]:
             click.echo(
                 f"  {s['name']}: {s['files']} files, {s['lines']} lines, {s['events']} events, "

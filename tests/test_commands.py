@@ -42,7 +42,7 @@ def test_the_registry_runs_a_command_as_the_application_does(app: Skilld, teleme
     assert report["events"] == 1 and report["files"] == 1
     assert run(app, "status")["events"] == app.status()["events"] == 1
     assert [r["query"] for r in run(app, "interactions", {"limit": 5})] == ["hi"]
-    reads = {"status", "interactions", "ping", "deadletters.list", "finetune.state"}  # no lock needed
+    reads = {"status", "interactions", "ping", "deadletters.list", "finetune.state", "experiments.list"}  # no lock
     assert {n for n, c in COMMANDS.items() if not c.exclusive} == reads
 
 

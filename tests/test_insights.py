@@ -172,3 +172,29 @@ def test_the_report_is_written_with_its_verdict_and_valid_figures(
         Image.open(io.BytesIO(base64.b64decode(data))).verify()
     assert (Path(result["path"]).stat().st_mode & 0o777) == 0o600
     assert app.report(None, 30)["path"] == str(app.home / "report" / "report.html")
+
+
+def test_the_api_serves_the_latest_report_and_the_metrics_count_drift(
+    app: Skilld, telemetry: Path, embedder: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from daemon.api import create_api
+    from daemon.metrics import Metrics
+
+    metrics = Metrics(app.home)
+    app.on_drift = metrics.record_drift  # as `skilld run` wires it
+    client = TestClient(create_api(app, metrics, "a-token"), base_url="http://127.0.0.1")
+    missing = client.get("/report")
+    assert missing.status_code == 404 and "skilld report" in missing.json()["error"]
+    _write(telemetry, _window("ok", NOW - timedelta(days=3), 2, _asked(1), True))
+    _score(app, telemetry, embedder)
+    app.report(None, 30)
+    page = client.get("/report")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Is skilld learning?" in page.text
+    app.check_drift()
+    text = client.get("/metrics").text
+    assert 'skilld_drift_psi{check="value_score"}' in text and "skilld_drift_checks_total 1.0" in text
+    assert 'skilld_drift_detected{check="topic_mix"} 0.0' in text  # too few interactions for a verdict
+    metrics.close()
