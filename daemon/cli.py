@@ -667,6 +667,15 @@ def experiments_show(ctx: Context, name: str, as_json: bool) -> None:
         for a in r["arms"]:
             figures = ", ".join(f"{k} {v}" for k, v in a.items() if k not in ("name", "prompt", "share"))
             click.echo(f"  {a['name']} ({a['prompt']}): {figures}", err=True)
+        for c in r["comparisons"]:
+            p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3g}"
+            more = c["still_needed_per_arm"]
+            click.echo(
+                f"  {c['metric']}: {c['treatment']} {c['treatment_value']:.3g}"
+                f" vs {c['control']} {c['control_value']:.3g}, effect {c['effect']:+.3g}, p {p} ({c['test']})"
+                + (f", {more} more per arm to detect it" if more else ""),
+                err=True,
+            )
         if r["verdict"]:
             click.echo(f"  {r['verdict']['reason']}", err=True)
 

@@ -82,10 +82,12 @@ class Experiments:
             return None
         if experiment.policy == "thompson":
             counts: dict[str, tuple[int, int]] = {a.name: (0, 0) for a in experiment.arms}
-            for trial in self.store.trials(experiment.name):
-                passed, total = counts.get(trial.arm, (0, 0))
-                counts[trial.arm] = (passed + trial.passed, total + 1)
-            shares = thompson_shares(counts, seed=len(self.store.trials(experiment.name)))
+            trials = self.store.trials(experiment.name)
+            for trial in trials:
+                if trial.arm in counts:  # an arm removed from the configuration takes no traffic
+                    passed, total = counts[trial.arm]
+                    counts[trial.arm] = (passed + trial.passed, total + 1)
+            shares = thompson_shares(counts, seed=len(trials))
         else:
             shares = {a.name: a.share for a in experiment.arms}
         chosen = assign(key, shares, salt=experiment.name)
@@ -105,10 +107,19 @@ class Experiments:
             return (skill.usefulness, skill.helped + skill.not_helped) if skill else None
 
         arms = experiment.arms
-        by_arm = {a.name: [t for t in trials if t.arm == a.name] for a in arms}
+        # An arm's trials under its configured prompt (a changed prompt is another arm).
+        by_arm = {a.name: [t for t in trials if t.arm == a.name and t.prompt == a.prompt] for a in arms}
         figures = {arm: arm_figures(rows, usefulness) for arm, rows in by_arm.items()}
         decisions = [self._decide(experiment, by_arm, arm.name) for arm in experiment.arms[1:]]
-        best = next((d for d in decisions if d.promote), decisions[0] if decisions else None)
+        winners = [d for d in decisions if d.promote]
+        best: Decision | None = max(winners, key=lambda d: d.comparisons[0].effect) if winners else None
+        best = best or (decisions[0] if decisions else None)
+        comparisons = []
+        for decision in decisions:
+            for c in decision.comparisons:
+                have = min(len(by_arm[c.control]), len(by_arm[c.treatment]))
+                still = max(0, c.needed_per_arm - have) if c.needed_per_arm is not None else None
+                comparisons.append({**c.as_dict(), "still_needed_per_arm": still})
         return {
             "name": name,
             **(self.store.state(name) or {"state": "not started"}),
@@ -116,7 +127,7 @@ class Experiments:
             "alpha": experiment.alpha,
             "min_samples": experiment.min_samples,
             "arms": [{"name": a.name, "prompt": a.prompt, "share": a.share, **figures[a.name]} for a in arms],
-            "comparisons": [c.as_dict() for d in decisions for c in d.comparisons],
+            "comparisons": comparisons,
             "verdict": {"promote": best.promote, "reason": best.reason} if best else None,
         }
 
@@ -124,9 +135,12 @@ class Experiments:
         control = experiment.arms[0].name
         c, t = by_arm[control], by_arm[treatment]
         n = experiment.min_samples
+        # Each treatment is tested against the control at alpha / treatments (Bonferroni): the chance that
+        # any equal arm is promoted stays at alpha.
+        alpha = experiment.alpha / max(1, len(experiment.arms) - 1)
         primary = compare_proportions(
             "gate_pass_rate", control, treatment, sum(x.passed for x in c), len(c), sum(x.passed for x in t), len(t),
-            alpha=experiment.alpha, min_trials=n,
+            alpha=alpha, min_trials=n,
         )  # fmt: skip
         grounding = compare_means(
             "grounding", control, treatment,
@@ -144,17 +158,28 @@ class Experiments:
         ]
         return decide(primary, [grounding, latency], rules)
 
-    def conclude(self, library: SkillLibrary | None = None) -> dict[str, Any] | None:
-        """Promote an arm of the running experiment when the evidence allows (after each trial)."""
+    def conclude(self) -> dict[str, Any] | None:
+        """Decide the running experiment once, when every arm has reached `min_samples` trials: promote the
+        best arm that is significantly better and holds its guards, or end it keeping the control.
+
+        One look at a planned size: testing again after every later trial would let an equal arm be promoted
+        far more often than `alpha`. Decided from the trial rows alone (usefulness is for `show`).
+        """
         experiment = self.running()
         if experiment is None:
             return None
         trials = self.store.trials(experiment.name)
         if any(sum(t.arm == a.name for t in trials) < experiment.min_samples for a in experiment.arms):
             return None
-        verdict: dict[str, Any] | None = self.evaluate(experiment.name, library)["verdict"]
-        if verdict is None or verdict["promote"] is None:
+        verdict: dict[str, Any] | None = self.evaluate(experiment.name)["verdict"]
+        if verdict is None:
             return None
+        if verdict["promote"] is None:
+            self.store.stop(
+                experiment.name, decision=f"decided at {experiment.min_samples} per arm: {verdict['reason']}"
+            )
+            log.info("experiment ended, control kept", extra={"experiment": experiment.name, "why": verdict["reason"]})
+            return verdict
         arm = next(a for a in experiment.arms if a.name == verdict["promote"])
         self.store.stop(experiment.name, arm.name, arm.prompt, verdict["reason"])
         why = {"experiment": experiment.name, "arm": arm.name, "why": verdict["reason"]}

@@ -2,8 +2,8 @@
 the reference one (`daemon/drift.py`), failure clusters (`daemon/failures.py`), knowledge gaps
 (`daemon/gaps.py`) and everything the report shows (`daemon/report.py`).
 
-The windows are by the time an interaction was scored. Vectors come from the interaction history in Qdrant
-(each scored question is embedded once, when scored); nothing is embedded again here.
+The windows are by the time an interaction happened (its telemetry's time). Vectors come from the interaction
+history in Qdrant (each scored question is embedded once, when scored); nothing is embedded again here.
 """
 
 from __future__ import annotations
@@ -84,29 +84,30 @@ def cases(learner: Learner, since_days: float, now: datetime | None = None) -> l
     with learner.lock:
         rows = learner.learning.scores_between(_iso(now - timedelta(days=since_days)), _iso(now), WINDOW_LIMIT)
         vectors = _vectors(learner, [r.interaction_key for r in rows])
-        found: list[Case] = []
-        for row in rows:
-            if row.interaction_key not in vectors:
-                continue
+    found: list[Case] = []
+    for row in rows:
+        if row.interaction_key not in vectors:
+            continue
+        with learner.lock:  # one at a time: the daemon's other stages go on between two
             interaction = learner.interaction(row.interaction_key)
-            if interaction is None:  # its events expired (retention) after it was scored
-                continue
-            vector, payload = vectors[row.interaction_key]
-            found.append(
-                Case(
-                    key=row.interaction_key,
-                    question=str(payload.get("query") or interaction.query or ""),
-                    vector=vector,
-                    source=interaction.source,
-                    model=interaction.model,
-                    outcome=interaction.outcome,
-                    feedback=interaction.feedback,
-                    value_score=row.score,
-                    latency_ms=interaction.latency_ms,
-                    tool_errors=int(interaction.signals.get("tool_errors", 0) or 0),
-                    started_at=interaction.started_at,
-                )
+        if interaction is None:  # its events expired (retention) after it was scored
+            continue
+        vector, payload = vectors[row.interaction_key]
+        found.append(
+            Case(
+                key=row.interaction_key,
+                question=str(payload.get("query") or interaction.query or ""),
+                vector=vector,
+                source=interaction.source,
+                model=interaction.model,
+                outcome=interaction.outcome,
+                feedback=interaction.feedback,
+                value_score=row.score,
+                latency_ms=interaction.latency_ms,
+                tool_errors=int(interaction.signals.get("tool_errors", 0) or 0),
+                started_at=interaction.started_at,
             )
+        )
     return found
 
 
@@ -150,7 +151,7 @@ def report_data(app: Skilld, since_days: int) -> ReportData:
         skills = list(learner.library.all())
         added = learner.datasets.added_per_day()
         versions = app.models.versions()
-        trials = [t for e in app.settings.experiments for t in learner.experiments.store.trials(e.name)]
+        seconds = learner.learning.extraction_seconds(_iso(since))
     per_day: dict[date, dict[str, int]] = {}
     names = {"done": "stored", "no_skill": "no_skill", "rejected": "rejected", "parked": "parked"}
     for day, state, count in outcomes:
@@ -175,7 +176,7 @@ def report_data(app: Skilld, since_days: int) -> ReportData:
             for s in judged
         ],
         dataset_per_day=[(d, n) for d, n in growth if d >= since.date()],
-        extraction_seconds=[t.seconds for t in trials if t.seconds is not None],
+        extraction_seconds=seconds,
         drift=[d.as_dict() for d in drift(learner, config, now)],
         failures=[c.as_dict() for c in failures(learner, config, since_days)],
         gaps=[g.as_dict() for g in gaps(learner, config, since_days)],
@@ -198,7 +199,7 @@ def _version(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "created_at": row["created_at"],
         "status": row["status"],
-        "loss_before": metrics.get("loss_before"),
+        "loss_before": metrics.get("loss_before"),  # the base model, on the same held-out examples
         "loss_after": metrics.get("loss_after"),
-        "eval_loss": metrics.get("loss_after"),
+        "eval_loss": metrics.get("loss_after"),  # the version's held-out loss
     }

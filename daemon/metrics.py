@@ -123,14 +123,20 @@ class Metrics:
         self.drift_detected = Gauge(
             "skilld_drift_detected", "1 when the last check found drift.", labels, registry=self.registry
         )
+        self.drift_measured = Gauge(
+            "skilld_drift_measured", "1 when the last check had enough interactions.", labels, registry=self.registry
+        )
         self.drift_checks = Counter("skilld_drift_checks", "Drift checks run.", registry=self.registry)
 
     def record_drift(self, checks: list[dict[str, Any]]) -> None:
         """The figures of one drift check (daemon/insights.py)."""
         self.drift_checks.inc()
         for check in checks:
-            self.drift_psi.labels(check["name"]).set(check["psi"])
+            measured = check["ks"] is not None or check["p_value"] is not None
+            self.drift_measured.labels(check["name"]).set(int(measured))
             self.drift_detected.labels(check["name"]).set(int(check["drifted"]))
+            if measured:  # too few interactions: no PSI to show (0 would read as "stable")
+                self.drift_psi.labels(check["name"]).set(check["psi"])
 
     def exposition(self) -> bytes:
         """The text exposition format, for `GET /metrics`."""

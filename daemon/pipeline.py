@@ -309,7 +309,12 @@ class Learner:
             # What the arm's prompt achieved, recorded when the item ends (an experiment's trial).
             trial: dict[str, Any] = {"outcome": "failed", "passed": False, "grounding": None, "seconds": None}
             try:
-                extraction = self.extractor.extract(query, response, load_prompt(version) if version else None)
+                prompt = load_prompt(version) if version else None
+            except FileNotFoundError:  # a promoted prompt whose file an upgrade removed: the newest one
+                log.warning("prompt file missing; the newest prompt is used", extra={"prompt": version})
+                prompt = None
+            try:
+                extraction = self.extractor.extract(query, response, prompt)
                 trial["seconds"] = round(extraction.seconds, 3)
                 if extraction.pattern is not None:
                     candidates.append(
@@ -336,19 +341,19 @@ class Learner:
                 log.info("model proposal invalid", extra={"interaction": key, "error": str(exc)})
             kept: tuple[str, bool] | None = None
             if model_no_skill is not None and self.model_decides_no_skill():
-                self._no_skill(key, f"the model: {model_no_skill}")
+                self._no_skill(key, f"the model: {model_no_skill}", trial["seconds"])
                 self.observe(time.perf_counter() - started)
             else:
                 chosen, quality, why = choose(candidates, query, response, context, self.settings.skills.min_grounding)
                 self.observe(time.perf_counter() - started)
                 if chosen is not None and quality is not None:
                     seconds = round(time.perf_counter() - started, 2)
-                    kept = self._store(interaction, item.score, chosen, quality, seconds)
+                    kept = self._store(interaction, item.score, chosen, quality, seconds, trial["seconds"])
                 elif model_no_skill is not None:  # the model said so, and no draft passes the gate either
-                    self._no_skill(key, f"the model: {model_no_skill}")
+                    self._no_skill(key, f"the model: {model_no_skill}", trial["seconds"])
                 else:
                     with self.lock:
-                        self.learning.finish(key, None, QueueState.REJECTED, why)
+                        self.learning.finish(key, None, QueueState.REJECTED, why, trial["seconds"])
                     log.info("skill rejected by the quality gate", extra={"interaction": key, "why": why})
             if arm is not None:
                 skill_id, merged = kept if kept else (None, False)
@@ -357,7 +362,7 @@ class Learner:
                         Trial(arm[0].name, key, arm[1].name, arm[1].prompt, stored=kept is not None, merged=merged,
                               skill_id=skill_id, **trial)
                     )  # fmt: skip
-                    self.experiments.conclude(self.library)
+                    self.experiments.conclude()
             return True
 
     def training_prompt(self, interaction: Interaction) -> str:
@@ -368,13 +373,19 @@ class Learner:
         limit = self.settings.dataset.max_context_chars
         return training_prompt(query, relevant_context(query, response, interaction.context or "", limit))
 
-    def _no_skill(self, key: str, reason: str) -> None:
+    def _no_skill(self, key: str, reason: str, seconds: float | None = None) -> None:
         with self.lock:
-            self.learning.finish(key, None, QueueState.NO_SKILL, reason)
+            self.learning.finish(key, None, QueueState.NO_SKILL, reason, seconds)
         log.info("no reusable skill", extra={"interaction": key, "reason": reason})
 
     def _store(
-        self, interaction: Interaction, score: float, chosen: Candidate, quality: Assessment, seconds: float
+        self,
+        interaction: Interaction,
+        score: float,
+        chosen: Candidate,
+        quality: Assessment,
+        seconds: float,
+        model_seconds: float | None = None,
     ) -> tuple[str, bool]:
         """Keep a skill that passed the gate, and its cleaned exchange as a fine-tuning example; return the
         skill's id and whether it merged into one already there."""
@@ -413,7 +424,7 @@ class Learner:
                     "model": chosen.model,
                 },
             )
-            self.learning.finish(interaction.key, skill_id)
+            self.learning.finish(interaction.key, skill_id, seconds=model_seconds)
             self.remember_skill_count()
         log.info(
             "skill extracted",

@@ -173,7 +173,9 @@ def verdict(data: ReportData) -> list[str]:
     sentences = [_learning_sentence(data)]
     sentences += [sentence for rule in rules if (sentence := rule(data))]
     if len(sentences) == 1:
-        sentences.append("Nothing else needs attention: no drift, no confidently unhelpful skill, no open gap.")
+        unmeasured = any(str(row.get("reason", "")).startswith("too few samples") for row in data.drift)
+        drift = "drift not measured yet (too few interactions in a window)" if unmeasured else "no drift"
+        sentences.append(f"Nothing else needs attention: {drift}, no confidently unhelpful skill, no open gap.")
     return sentences[:5]
 
 
@@ -352,9 +354,9 @@ def _finetune_figure(data: ReportData) -> bytes:
     axes = figure.add_subplot()
     positions = list(range(len(rows)))
     axes.plot(positions, [loss for _, loss in rows], color=MAIN, marker="o", label="held-out loss")
-    trained = [(i, after) for i, (row, _) in enumerate(rows) if (after := _number(row.get("loss_after"))) is not None]
-    if trained:
-        axes.plot(*zip(*trained, strict=True), color="#adb5bd", marker=".", linestyle=":", label="training loss")
+    base = [(i, loss) for i, (row, _) in enumerate(rows) if (loss := _number(row.get("loss_before"))) is not None]
+    if base:
+        axes.plot(*zip(*base, strict=True), color="#adb5bd", marker=".", linestyle=":", label="base model, held-out")
     axes.set_xticks(positions, [_label(row.get("id"), 16) for row, _ in rows])
     axes.legend(fontsize=8, frameon=False)
     _style(axes, title, xlabel="model version", ylabel="loss")

@@ -204,7 +204,10 @@ def _v7_experiments(db: sqlite_utils.Database) -> None:
     # When a scored interaction happened (its telemetry's time): drift windows are by it, so a first ingest
     # of months of history has a reference window at once.
     db.execute("ALTER TABLE scores ADD COLUMN started_at TEXT")
+    db.execute("UPDATE scores SET started_at = scored_at")  # scored before: counted at their scoring time
     db.execute("CREATE INDEX scores_started ON scores(started_at)")
+    # How long the model took on an item (the report's extraction latency, over restarts).
+    db.execute("ALTER TABLE extraction_queue ADD COLUMN seconds REAL")
 
 
 MIGRATIONS: list[Migration] = [

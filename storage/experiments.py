@@ -47,7 +47,8 @@ class ExperimentStore:
         return dict(zip(keys, row, strict=True)) if row else None
 
     def start(self, name: str) -> None:
-        """Run an experiment (again: its earlier trials are kept); any other running one is stopped."""
+        """Run an experiment, afresh (a run started again forgets its earlier trials and decision: the
+        decision is made once per run); any other running one is stopped."""
         stamp = now_iso()
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -55,9 +56,11 @@ class ExperimentStore:
                 "UPDATE experiments SET state = 'stopped', stopped_at = ? WHERE state = 'running' AND name != ?",
                 (stamp, name),
             )
+            self.conn.execute("DELETE FROM experiment_trials WHERE experiment = ?", (name,))
             self.conn.execute(
                 "INSERT INTO experiments (name, state, started_at) VALUES (?, 'running', ?) "
-                "ON CONFLICT(name) DO UPDATE SET state = 'running', stopped_at = NULL",
+                "ON CONFLICT(name) DO UPDATE SET state = 'running', started_at = excluded.started_at, "
+                "stopped_at = NULL, promoted = NULL, prompt = NULL, decision = NULL",
                 (name, stamp),
             )
 

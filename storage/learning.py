@@ -186,15 +186,21 @@ class LearningStore:
         return QueueItem(*row) if row else None
 
     def finish(
-        self, key: str, skill_id: str | None, state: QueueState = QueueState.DONE, reason: str | None = None
+        self,
+        key: str,
+        skill_id: str | None,
+        state: QueueState = QueueState.DONE,
+        reason: str | None = None,
+        seconds: float | None = None,
     ) -> None:
-        """Mark an item extracted (or decided: no skill, rejected, with the reason), and let the best waiting in."""
+        """Mark an item extracted (or decided: no skill, rejected, with the reason, and how long the model took),
+        and let the best waiting in."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
-                "UPDATE extraction_queue SET state = ?, skill_id = ?, last_error = ?, updated_at = ?"
+                "UPDATE extraction_queue SET state = ?, skill_id = ?, last_error = ?, updated_at = ?, seconds = ?"
                 " WHERE interaction_key = ?",
-                (state, skill_id, reason[:500] if reason else None, now_iso(), key),
+                (state, skill_id, reason[:500] if reason else None, now_iso(), seconds, key),
             )
             self.conn.execute(
                 "UPDATE extraction_queue SET state = ? WHERE interaction_key = (SELECT interaction_key FROM"
@@ -274,6 +280,8 @@ class LearningStore:
         counts: dict[str, int] = {}
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
+            if keys:
+                self.conn.execute(f"DELETE FROM experiment_trials WHERE interaction_key IN ({marks})", sorted(keys))
             for table, name in (("scores", "scores"), ("extraction_queue", "queued"), ("feedback", "feedback")):
                 sql = f"DELETE FROM {table} WHERE interaction_key IN ({marks})"
                 counts[name] = self.conn.execute(sql, sorted(keys)).rowcount if keys else 0
@@ -286,27 +294,20 @@ class LearningStore:
     # -- insights (drift, failures, the report) ----------------------------------------------------------------
     def scores_between(self, start: str, end: str, limit: int = 100_000) -> list[ScoreRow]:
         """Scores of the interactions that happened in [start, end) (ISO times, UTC), newest first, with their
-        five components (an interaction scored before this column existed counts at its scoring time)."""
+        five components (one scored before skilld kept that time counts at its scoring time)."""
         rows = self.conn.execute(
-            "SELECT interaction_key, score, outcome, feedback, reusability, complexity, novelty, "
-            "COALESCE(started_at, scored_at) AS at FROM scores WHERE at >= ? AND at < ? ORDER BY at DESC LIMIT ?",
+            "SELECT interaction_key, score, outcome, feedback, reusability, complexity, novelty, started_at "
+            "FROM scores WHERE started_at >= ? AND started_at < ? ORDER BY started_at DESC LIMIT ?",
             (start, end, limit),
         ).fetchall()
         return [ScoreRow(*row) for row in rows]
 
-    def feedback_of(self, keys: list[str]) -> dict[str, int]:
-        """The latest thumb given to skilld for each of these interactions that has one."""
-        found: dict[str, int] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, value in self.conn.execute(
-                f"SELECT interaction_key, value FROM feedback WHERE id IN (SELECT MAX(id) FROM feedback "
-                f"WHERE interaction_key IN ({marks}) GROUP BY interaction_key)",
-                chunk,
-            ):
-                found[key] = int(value)
-        return found
+    def extraction_seconds(self, since: str) -> list[float]:
+        """How long the model took on each item that ended since a time (items it ran on only)."""
+        rows = self.conn.execute(
+            "SELECT seconds FROM extraction_queue WHERE updated_at >= ? AND seconds IS NOT NULL", (since,)
+        )
+        return [float(row[0]) for row in rows]
 
     def queue_outcomes_by_day(self, since: str) -> list[tuple[str, str, int]]:
         """(day, state, how many) of extraction items that ended since a time, by the day they ended."""

@@ -110,13 +110,19 @@ def test_a_truly_better_prompt_is_promoted_and_becomes_the_default(tmp_path: Pat
 def test_equal_arms_are_not_promoted(tmp_path: Path, embedder: Any) -> None:
     app, shown = _run(tmp_path, embedder, {"v1": 0.7, "v2": 0.7}, 110)
     try:
-        assert shown["state"] == "running" and shown["promoted"] is None, shown
+        # Decided once, at the planned 40 trials per arm: no arm is better, the control stays.
+        assert shown["state"] == "stopped" and shown["promoted"] is None, shown
         assert shown["verdict"]["promote"] is None and "keep control" in shown["verdict"]["reason"]
+        assert shown["decision"].startswith("decided at 40 per arm")
+        assert app.learner.experiments.default_prompt() is None  # the newest prompt, as before
         arms = {a["name"]: a for a in shown["arms"]}
         assert abs(arms["v2"]["gate_pass_rate"] - arms["control"]["gate_pass_rate"]) < 0.2
-        assert app.experiments("stop", "prompt-v2")["state"] == "stopped"
+        assert all(c["still_needed_per_arm"] is None or c["still_needed_per_arm"] >= 0 for c in shown["comparisons"])
         with pytest.raises(LookupError, match="not running"):
             app.experiments("stop", "prompt-v2")
+        app.experiments("start", "prompt-v2")  # a fresh run: the earlier trials are forgotten
+        assert app.experiments("list")[0]["trials"] == 0
+        assert app.experiments("stop", "prompt-v2")["state"] == "stopped"
         with pytest.raises(LookupError, match="no experiment 'nope'"):
             app.experiments("start", "nope")
     finally:
