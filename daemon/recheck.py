@@ -86,7 +86,12 @@ class Recheck:
             return f"not a valid skill pattern ({exc.errors()[0]['msg']})", {}
         exchanges = self._exchanges(skill)
         if not exchanges:  # the events are gone and no record holds the answer: judge the skill's own form
-            defects = form_defects(pattern, skill.source_query)
+            defects = form_defects(pattern, "\n".join([skill.source_query, *skill.source_queries]))
+            if skill.quality.get("gate"):
+                # A gate judged it against its answer once (here, or on the workstation it was imported
+                # from): a placeholder it kept was the answer's own (`-n <namespace>`), which only that
+                # answer could show. The other defects need no answer and are judged again.
+                defects = [d for d in defects if not d.startswith("placeholder")]
             figures = {"grounding": None, "defects": defects, "origin": origin, "gate": GATE_VERSION}
             return ("; ".join(defects) or None), figures
         for question, answer, _ in exchanges:

@@ -146,3 +146,39 @@ def test_forgetting_a_user_removes_their_retired_skills_too(
     app.forget("carol")
     with pytest.raises(LookupError):
         app.skills("show", junk["id"])
+
+
+def test_an_imported_skill_is_judged_on_its_form_and_keeps_a_placeholder_its_answer_had(
+    app: Skilld, embedder: Any, tmp_path: Path
+) -> None:
+    app.learner._embedder = embedder
+    base = {
+        "name": "Roll back a bad deployment in kubernetes",
+        "description": "Return a broken rollout to the revision that ran before.",
+        "steps": ["Run `kubectl rollout undo deployment/shop-api`", "Add `-n <namespace>` outside the default one"],
+        "prerequisites": [],
+        "tags": ["kubernetes"],
+        "example": "kubectl rollout undo deployment/shop-api",
+        "source_query": "how do I roll back a bad deployment in kubernetes?",
+        "source_queries": ["how do I roll back a bad deployment in kubernetes?"],
+        "source_interactions": ["continue:elsewhere"],
+    }
+    judged = {**base, "id": "6f0e1d2c-3b4a-4958-8776-655443322110", "quality": {"gate": 2, "defects": []}}
+    unjudged = {
+        **base,
+        "id": "7a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d",
+        "name": "Open a shell inside a pod",
+        "description": "Get an interactive shell in a running container.",
+        "steps": ["Run `kubectl exec -it <pod> -- sh`"],
+        "source_query": "how do I get a shell in a kubernetes pod?",
+        "source_queries": ["how do I get a shell in a kubernetes pod?"],
+        "source_interactions": ["continue:elsewhere-2"],
+    }
+    export = tmp_path / "skills.jsonl"
+    write_lines(export, [judged, unjudged], mode="w")
+    assert app.skills("import", str(export)) == {"added": 2, "merged": 0, "unchanged": 0}
+    summary = app.skills("recheck")
+    assert summary["skills_checked"] == 2 and summary["skills_retired"] == 1, summary
+    assert [r["skill"] for r in summary["reasons"]] == [unjudged["id"]]  # never judged: a placeholder is a defect
+    assert "placeholder '<pod>'" in summary["reasons"][0]["reason"]
+    assert [s["id"] for s in app.skills("list")] == [judged["id"]]
