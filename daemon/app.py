@@ -186,9 +186,8 @@ class Skilld:
         (unless `record` is False: a read that serves no client)."""
         question = self.privacy.redactor.text(query)
         config = self.settings.skills
-        prior = config.usefulness_prior
         with self.lock:
-            found = self.learner.library.search(question, limit, config.usefulness_weight, prior[0] / sum(prior))
+            found = self.learner.library.search(question, limit, config.usefulness_weight, config.prior_mean)
             if record:
                 self.learner.usage.served(found, client, session, question)
         return found
@@ -233,10 +232,9 @@ class Skilld:
         if not prompt.strip():
             return {"markdown": "", "skills": []}
         question = self.privacy.redactor.text(prompt)
-        prior = config.usefulness_prior
         with self.lock:
             found = self.learner.library.search(
-                question, config.context_limit, config.usefulness_weight, prior[0] / sum(prior)
+                question, config.context_limit, config.usefulness_weight, config.prior_mean
             )
             relevant = [s for s in found if s["relevance"] >= config.context_min_relevance]
             markdown, shown = skills_block(relevant, config.context_max_chars)

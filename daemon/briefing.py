@@ -3,20 +3,15 @@ session starts with, and the whole skill an MCP client reads as a resource (`ski
 
 from __future__ import annotations
 
-import re
 from typing import Any
+
+from storage.agent_skills import code_fence
 
 HEADING = "## Skills learned from your past sessions (skilld)"
 INTRO = (
     "Procedures that worked before in this workstation's sessions, relevant to this request. "
     "Use one if it fits; ignore them if not."
 )
-
-
-def _fence(text: str) -> str:
-    """A backtick fence longer than any run of backticks in the text."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
 
 
 def _evidence(skill: dict[str, Any]) -> str:
@@ -32,7 +27,7 @@ def skill_section(skill: dict[str, Any], level: str = "###", example: bool = Tru
         lines += ["Prerequisites: " + "; ".join(skill["prerequisites"]), ""]
     lines += [f"{n}. {step}" for n, step in enumerate(skill.get("steps") or [], 1)]
     if example and skill.get("example"):
-        fence = _fence(skill["example"])
+        fence = code_fence(skill["example"])
         lines += ["", "Example:", fence, skill["example"].rstrip(), fence]
     return "\n".join(lines)
 

@@ -194,6 +194,11 @@ class SkillsConfig(Section):
     # ~/.claude/skills links to; only folders it wrote are touched.
     publish_dir: Path | None = None
 
+    @property
+    def prior_mean(self) -> float:
+        """Usefulness of a skill with no evidence yet: the prior's mean."""
+        return self.usefulness_prior[0] / sum(self.usefulness_prior)
+
     @field_validator("usefulness_prior")
     @classmethod
     def _positive_prior(cls, prior: tuple[float, float]) -> tuple[float, float]:

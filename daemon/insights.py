@@ -190,16 +190,11 @@ def report_data(app: Skilld, since_days: int) -> ReportData:
 
 def _version(row: dict[str, Any]) -> dict[str, Any]:
     """A model version as the report's fine-tuning history shows it (held-out losses from its metrics)."""
-    metrics = row.get("metrics") or {}
-    if isinstance(metrics, str):
-        import json
-
-        metrics = json.loads(metrics or "{}")
+    metrics = row.get("metrics") or {}  # parsed by the model registry
     return {
         "id": row["id"],
         "created_at": row["created_at"],
         "status": row["status"],
         "loss_before": metrics.get("loss_before"),  # the base model, on the same held-out examples
-        "loss_after": metrics.get("loss_after"),
         "eval_loss": metrics.get("loss_after"),  # the version's held-out loss
     }

@@ -45,6 +45,11 @@ Placed = Literal["added", "updated", "unchanged", "skipped"]
 _YAML_RAW = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
 
+def code_fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks in the text, so the text cannot close it."""
+    return "`" * max(3, 1 + max((len(run) for run in re.findall("`+", text)), default=0))
+
+
 def folder_names(skills: Sequence[StoredSkill]) -> dict[str, str]:
     """Each skill id's folder (and frontmatter) name, unique within `skills` and the same for the same set.
 
@@ -103,7 +108,7 @@ def render(stored: StoredSkill, name: str) -> str:
     if skill.steps:
         lines += ["## Steps", "", *(_item(f"{n}. ", s) for n, s in enumerate(skill.steps, 1)), ""]
     if skill.example.strip():
-        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", skill.example)), default=0))
+        fence = code_fence(skill.example)
         lines += ["## Example", "", fence, skill.example.strip("\n"), fence, ""]
     lines += _provenance(stored)
     # A lone surrogate (possible in text decoded from JSON) cannot be written as UTF-8.

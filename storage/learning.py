@@ -30,7 +30,7 @@ SKILL_COUNT = "skills"
 
 @dataclass(frozen=True)
 class ScoreRow:
-    """One interaction's value score with its five components, and when it was given."""
+    """One interaction's value score with its five components, and when the interaction happened."""
 
     interaction_key: str
     score: float
@@ -39,7 +39,7 @@ class ScoreRow:
     reusability: float
     complexity: float
     novelty: float
-    scored_at: str
+    at: str
 
     @property
     def source(self) -> str:
