@@ -134,6 +134,7 @@ class Skilld:
             report["parked"] = self.learner.learning.parked()
             report["publish"] = self.publishing
             report["serving"] = {"ready": self.learner.serving}
+            report["models"] = self.learner.loaded()
             report["drift"] = self.drift
             report["finetune"] = self.finetune_state()
             report["api"] = {

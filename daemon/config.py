@@ -89,6 +89,10 @@ class QdrantConfig(Section):
 class EmbeddingConfig(Section):
     model_path: Path | None = None
     batch_size: int = Field(default=64, ge=1, le=4096)
+    # onnx: ONNX Runtime, no torch in the daemon (exported once, cached); torch: sentence-transformers.
+    runtime: Literal["onnx", "torch"] = "onnx"
+    threads: int = Field(default=0, ge=0, le=256)  # ONNX Runtime's threads; 0: one per core
+    cache_dir: Path | None = None  # where the ONNX export is kept; default $XDG_CACHE_HOME/skilld/embeddings
 
 
 class LlmConfig(Section):
@@ -102,6 +106,8 @@ class LlmConfig(Section):
     max_tokens: int = Field(default=400, ge=32)
     max_input_chars: int = Field(default=1500, ge=100)
     repeat_penalty: float = Field(default=1.2, ge=1.0, le=3.0)
+    # The in-process model is freed after this long without work and loaded again for the next item (0: never).
+    idle_unload_seconds: float = Field(default=300.0, ge=0)
 
 
 class ExtractionConfig(Section):

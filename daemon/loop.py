@@ -167,6 +167,7 @@ class DaemonLoop:
                 self.app.publish_if_changed()
                 self.app.check_drift_if_due()
                 if not self.app.learner.extract_one():
+                    self.app.learner.unload_if_idle()
                     self.app.stopping.wait(1.0)
             except Exception:
                 log.exception("extraction stage failed; retrying in 10 s")

