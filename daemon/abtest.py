@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 Z_TEST = "two-proportion z-test"
 WELCH_TEST = "Welch t-test"
@@ -68,6 +67,14 @@ class Decision:
     comparisons: list[Comparison]
 
 
+def _stats() -> Any:
+    """scipy.stats, imported on first use: it costs a process ~45 MB, and a daemon with no experiment never
+    needs it."""
+    from scipy import stats
+
+    return stats
+
+
 def _check_levels(alpha: float, power: float) -> None:
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -81,7 +88,7 @@ def _check_counts(arm: str, successes: int, trials: int) -> None:
 
 
 def _two_sided_z(alpha: float) -> float:
-    return float(stats.norm.ppf(1.0 - alpha / 2.0))
+    return float(_stats().norm.ppf(1.0 - alpha / 2.0))
 
 
 def _needed_proportions(p_c: float, p_t: float, alpha: float, power: float) -> int | None:
@@ -89,7 +96,7 @@ def _needed_proportions(p_c: float, p_t: float, alpha: float, power: float) -> i
     if p_c == p_t:
         return None
     p_bar = (p_c + p_t) / 2.0
-    z_a, z_b = _two_sided_z(alpha), float(stats.norm.ppf(power))
+    z_a, z_b = _two_sided_z(alpha), float(_stats().norm.ppf(power))
     root = z_a * math.sqrt(2.0 * p_bar * (1.0 - p_bar)) + z_b * math.sqrt(p_c * (1.0 - p_c) + p_t * (1.0 - p_t))
     return max(MIN_NEEDED, math.ceil(root**2 / (p_t - p_c) ** 2))
 
@@ -122,7 +129,7 @@ def compare_proportions(
         pooled = (successes_c + successes_t) / (trials_c + trials_t)
         se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / trials_c + 1.0 / trials_t))
         # se is 0 only when both arms are all-success or all-failure: identical rates, nothing to detect
-        p_value = 1.0 if se == 0.0 else float(2.0 * stats.norm.sf(abs(p_t - p_c) / se))
+        p_value = 1.0 if se == 0.0 else float(2.0 * _stats().norm.sf(abs(p_t - p_c) / se))
     return Comparison(
         metric=metric,
         control=control,
@@ -141,7 +148,7 @@ def _welch_p(c: np.ndarray[Any, np.dtype[np.float64]], t: np.ndarray[Any, np.dty
     """Welch's two-sided p-value; two constant samples get 1.0 if equal, else 0.0 (scipy warns there)."""
     if np.ptp(c) == 0.0 and np.ptp(t) == 0.0:
         return 1.0 if c[0] == t[0] else 0.0
-    return float(stats.ttest_ind(t, c, equal_var=False).pvalue)
+    return float(_stats().ttest_ind(t, c, equal_var=False).pvalue)
 
 
 def _needed_means(
@@ -155,7 +162,7 @@ def _needed_means(
     if effect == 0.0 or len(c) < 2 or len(t) < 2:
         return None
     pooled_var = ((len(c) - 1) * c.var(ddof=1) + (len(t) - 1) * t.var(ddof=1)) / (len(c) + len(t) - 2)
-    z_sum = _two_sided_z(alpha) + float(stats.norm.ppf(power))
+    z_sum = _two_sided_z(alpha) + float(_stats().norm.ppf(power))
     return max(MIN_NEEDED, math.ceil(2.0 * z_sum**2 * float(pooled_var) / effect**2))
 
 

@@ -93,6 +93,8 @@ class EmbeddingConfig(Section):
     runtime: Literal["onnx", "torch"] = "onnx"
     threads: int = Field(default=0, ge=0, le=256)  # ONNX Runtime's threads; 0: one per core
     cache_dir: Path | None = None  # where the ONNX export is kept; default $XDG_CACHE_HOME/skilld/embeddings
+    # Freed after this long with no text to embed (no prompt, search or scoring); loaded again in ~0.4 s (0: never).
+    idle_unload_seconds: float = Field(default=1800.0, ge=0)
 
 
 class LlmConfig(Section):

@@ -48,6 +48,32 @@ class Drift:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class DriftWindows:
+    """What the drift checks compare: the reference window's and the recent window's interactions."""
+
+    reference_scores: list[float]
+    recent_scores: list[float]
+    reference_sources: list[str]
+    recent_sources: list[str]
+    reference_vectors: FloatArray  # question embeddings, one row each
+    recent_vectors: FloatArray
+
+    def judgeable(self, min_samples: int) -> bool:
+        """Whether any check has enough on both sides to run its statistics (else all say "too few")."""
+        return min(len(self.reference_scores), len(self.recent_scores)) >= min_samples
+
+
+def judge_drift(windows: DriftWindows, psi_threshold: float, alpha: float, min_samples: int) -> list[Drift]:
+    """Value scores, source mix and topic mix of the recent window against the reference one."""
+    w, p, a, n = windows, psi_threshold, alpha, min_samples
+    return [
+        numeric_drift("value_score", w.reference_scores, w.recent_scores, psi_threshold=p, alpha=a, min_samples=n),
+        categorical_drift("source_mix", w.reference_sources, w.recent_sources, psi_threshold=p, alpha=a, min_samples=n),
+        topic_drift(w.reference_vectors, w.recent_vectors, psi_threshold=p, alpha=a, min_samples=n),
+    ]
+
+
 def psi(reference_shares: Numbers, recent_shares: Numbers, floor: float = 1e-4) -> float:
     """Population Stability Index of two share vectors over the same bins.
 
@@ -80,7 +106,7 @@ def numeric_drift(
     rec = np.asarray(recent, dtype=np.float64)
     if too_few := _too_few(name, len(ref), len(rec), min_samples):
         return too_few
-    from scipy.stats import ks_2samp  # in the daemon only, as in storage/usefulness.py
+    from scipy.stats import ks_2samp  # heavy: the daemon runs this in a child (daemon/isolated.py)
 
     edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
     index = round(psi(_bin_shares(ref, edges), _bin_shares(rec, edges)), 4)
@@ -189,7 +215,7 @@ def _topic_labels(vectors: FloatArray, k: int, seed: int) -> IntArray:
     whose embedding and extraction work should keep the other cores (measured 0.06 s against 1.4 s for
     600 rows on a busy two-core machine).
     """
-    from sklearn.cluster import KMeans  # heavy; only the drift check needs it
+    from sklearn.cluster import KMeans  # heavy: the daemon runs this in a child (daemon/isolated.py)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):

@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import HDBSCAN
 
 # A trait is "shared" when at least half the cluster has it and its share there is this much above its share
 # among all given cases: a trait every interaction has (one model, one source) explains nothing.
@@ -88,6 +87,8 @@ def dense_groups(vectors: np.ndarray[Any, Any], min_size: int) -> list[np.ndarra
     if len(vectors) < size:
         return []
     data = np.asarray(vectors, dtype=np.float64)
+    from sklearn.cluster import HDBSCAN  # heavy: the daemon runs this in a child (daemon/isolated.py)
+
     labels = HDBSCAN(min_cluster_size=size, metric="euclidean", copy=True).fit_predict(data)
     if labels.max() < 0:
         single = HDBSCAN(

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from daemon.config import InsightsConfig
-from daemon.drift import Drift, categorical_drift, numeric_drift, topic_drift
+from daemon.drift import Drift, DriftWindows, judge_drift
 from daemon.failures import Case, FailureCluster, failure_clusters
 from daemon.gaps import Gap, knowledge_gaps
+from daemon.isolated import in_child
 from storage.learning import ScoreRow
 from storage.vectors.base import INTERACTIONS, RETIRED_SKILLS, SKILLS, point_id
 
@@ -55,27 +56,16 @@ def drift(learner: Learner, config: InsightsConfig, now: datetime | None = None)
         recent = learner.learning.scores_between(_iso(split), _iso(now), WINDOW_LIMIT)
         reference = learner.learning.scores_between(_iso(start), _iso(split), WINDOW_LIMIT)
         vectors = _vectors(learner, [r.interaction_key for r in [*recent, *reference]]) if recent and reference else {}
-    psi, alpha, least = config.psi_threshold, config.alpha, config.min_samples
-    checks = [
-        numeric_drift(
-            "value_score", [r.score for r in reference], [r.score for r in recent],
-            psi_threshold=psi, alpha=alpha, min_samples=least,
-        ),
-        categorical_drift(
-            "source_mix", [r.source for r in reference], [r.source for r in recent],
-            psi_threshold=psi, alpha=alpha, min_samples=least,
-        ),
-    ]  # fmt: skip
     old = [vectors[r.interaction_key][0] for r in reference if r.interaction_key in vectors]
     new = [vectors[r.interaction_key][0] for r in recent if r.interaction_key in vectors]
     shape = (0, 384)
-    checks.append(
-        topic_drift(
-            np.stack(old) if old else np.zeros(shape), np.stack(new) if new else np.zeros(shape),
-            psi_threshold=psi, alpha=alpha, min_samples=least,
-        )
+    windows = DriftWindows(
+        [r.score for r in reference], [r.score for r in recent],
+        [r.source for r in reference], [r.source for r in recent],
+        np.stack(old) if old else np.zeros(shape), np.stack(new) if new else np.zeros(shape),
     )  # fmt: skip
-    return checks
+    judge = (windows, config.psi_threshold, config.alpha, config.min_samples)
+    return in_child(judge_drift, *judge) if windows.judgeable(config.min_samples) else judge_drift(*judge)
 
 
 def cases(learner: Learner, since_days: float, now: datetime | None = None) -> list[Case]:
@@ -113,7 +103,7 @@ def cases(learner: Learner, since_days: float, now: datetime | None = None) -> l
 
 def failures(learner: Learner, config: InsightsConfig, since_days: float) -> list[FailureCluster]:
     """Clusters of failed and low-value interactions of the last `since_days`, biggest first."""
-    return failure_clusters(cases(learner, since_days), low_value=config.low_value)
+    return in_child(failure_clusters, cases(learner, since_days), low_value=config.low_value)
 
 
 def _skill_vectors(learner: Learner, collection: str) -> list[tuple[str, np.ndarray[Any, Any]]]:
@@ -130,7 +120,7 @@ def gaps(learner: Learner, config: InsightsConfig, since_days: float) -> list[Ga
     with learner.lock:
         learner.library.count()  # both skill collections exist
         served, retired = _skill_vectors(learner, SKILLS), _skill_vectors(learner, RETIRED_SKILLS)
-    return knowledge_gaps(asked, served, retired, covered_at=config.covered_at, min_asked=config.min_asked)
+    return in_child(knowledge_gaps, asked, served, retired, covered_at=config.covered_at, min_asked=config.min_asked)
 
 
 def _per_day(days: Counter[str], since: date) -> list[tuple[date, int]]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from daemon.config import Settings, apply_settings
 from daemon.ingest import IngestReport
+from daemon.memory import release_free_memory
 from daemon.scheduler import Scheduler
 from daemon.service import Notifier
 from daemon.sources.watcher import Watcher
@@ -91,6 +92,7 @@ class DaemonLoop:
         with self.app.lock:  # every file known and followed; the backlog is read after READY, batch by batch
             self.app.tailer.scan(self.app.settings.telemetry_paths)
         last_scan = time.monotonic()
+        busy = False
         self.app.ready.set()
         if ready is not None:
             ready.set()
@@ -115,7 +117,12 @@ class DaemonLoop:
                 scan = woken or time.monotonic() - last_scan >= RESCAN_SECONDS
                 if scan:
                     last_scan = time.monotonic()
-                if self.step(scan, notifier) == 0:
+                if self.step(scan, notifier) > 0:
+                    busy = True
+                else:
+                    if busy:  # the work is done: what its batches allocated goes back to the system
+                        release_free_memory()
+                        busy = False
                     watcher.wait(self.app.settings.telemetry.poll_interval, self.app.stopping)
         finally:
             notifier.stopping()

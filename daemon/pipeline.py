@@ -19,6 +19,7 @@ from daemon.adapters.registry import AdapterRegistry
 from daemon.config import Settings
 from daemon.interaction import SIGNAL_KINDS, Interaction
 from daemon.interactions import load_interaction
+from daemon.memory import release_free_memory
 from daemon.privacy import Privacy
 from daemon.scoring import value_score
 from storage.events import EventStore
@@ -38,20 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCORED_CURSOR = "scored_seq"
-
-
-def release_free_memory() -> None:
-    """Hand the heap a freed model leaves back to the system (glibc keeps it otherwise); elsewhere a no-op."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
-    except OSError:
-        pass
 
 
 def learnable(interaction: Interaction) -> bool:
@@ -182,25 +169,31 @@ class Learner:
         """Whether skills are served at once (the library and its embedder are loaded)."""
         return self._library is not None
 
-    def unload_if_idle(self) -> bool:
-        """Free the extraction model once it has had no work for `llm.idle_unload_seconds`; the next item
-        loads it again. True when it was unloaded now."""
-        idle = self.settings.llm.idle_unload_seconds
-        if self._extractor is None or idle <= 0 or time.monotonic() - self.model_used < idle:
-            return False
-        if not self.extraction_lock.acquire(blocking=False):  # an extraction began meanwhile
-            return False
-        try:
-            if self._extractor is None:
-                return False
-            self._extractor = None
-            self._close_backend()
-            self.unloads += 1
-        finally:
-            self.extraction_lock.release()
-        release_free_memory()
-        log.info("extraction model unloaded while idle", extra={"idle_seconds": idle})
-        return True
+    def unload_if_idle(self) -> list[str]:
+        """Free what has had no work for its idle time: the extraction model after `llm.idle_unload_seconds`,
+        the embedder after `embedding.idle_unload_seconds`. The next use loads each again. Returns what was
+        freed now."""
+        freed = []
+        idle, now = self.settings.llm.idle_unload_seconds, time.monotonic()
+        due = self._extractor is not None and idle > 0 and now - self.model_used >= idle
+        if due and self.extraction_lock.acquire(blocking=False):  # else an extraction began meanwhile
+            try:
+                if self._extractor is not None:
+                    self._extractor = None
+                    self._close_backend()
+                    self.unloads += 1
+                    freed.append("extraction")
+            finally:
+                self.extraction_lock.release()
+        embedder_idle = self.settings.embedding.idle_unload_seconds
+        embedder = self._embedder
+        if embedder is not None and embedder.loaded and embedder_idle > 0 and now - embedder.used >= embedder_idle:
+            embedder.release()
+            freed.append("embedder")
+        if freed:
+            release_free_memory()
+            log.info("models unloaded while idle", extra={"models": freed})
+        return freed
 
     def loaded(self) -> dict[str, Any]:
         """Which models this process holds now, for status."""
@@ -208,7 +201,7 @@ class Learner:
         model_loaded = self._extractor is not None
         return {
             "embedder": {
-                "loaded": self._embedder is not None,
+                "loaded": self._embedder is not None and self._embedder.loaded,
                 "runtime": self._embedder.runtime if self._embedder is not None else self.settings.embedding.runtime,
             },
             "extraction": {

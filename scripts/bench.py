@@ -131,14 +131,14 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def bench_scoring(work: Path, interactions: int) -> dict[str, Any]:
-    """Scoring throughput with embeddings, beside the embedding model's raw encode rate in the same run."""
+def bench_scoring(work: Path, interactions: int, runtime: str) -> dict[str, Any]:
+    """Scoring throughput with embeddings on one runtime, beside that runtime's raw encode rate."""
     from corpus import TOPICS
 
     from daemon.app import Skilld
     from daemon.config import load_settings
 
-    corpus = work / "scoring-telemetry"
+    corpus = work / f"scoring-telemetry-{runtime}"
     lines = []
     for i in range(interactions):
         q, a = TOPICS[i % len(TOPICS)]
@@ -156,13 +156,15 @@ def bench_scoring(work: Path, interactions: int) -> dict[str, Any]:
         )
     corpus.mkdir(parents=True, exist_ok=True)
     (corpus / "vscode-events.jsonl").write_text("\n".join(lines) + "\n")
-    app = Skilld(load_settings(home=work / "home-scoring"))
+    settings = load_settings(home=work / f"home-scoring-{runtime}")
+    settings.embedding = settings.embedding.model_copy(update={"runtime": runtime})
+    app = Skilld(settings)
     app.ingest([corpus], learn=False)
     embedder = app.learner.embedder
     texts = [f"calibration sentence number {i} about {TOPICS[i % len(TOPICS)][0]}" for i in range(interactions)]
     embedder.encode(texts[:64])
     start = time.perf_counter()
-    embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True, show_progress_bar=False)
+    embedder.encoder.encode(texts, embedder.batch_size)
     encode_rate = interactions / (time.perf_counter() - start)
     app.learner.library.count()  # open the stores before the clock starts
     start = time.perf_counter()
@@ -172,12 +174,61 @@ def bench_scoring(work: Path, interactions: int) -> dict[str, Any]:
     scoring_rate = scored / (time.perf_counter() - start)
     app.close()
     return {
+        "runtime": runtime,
         "interactions": scored,
         "raw_encode_per_s": round(encode_rate, 1),
         "scoring_events_per_s": round(scoring_rate, 1),
         "ratio": round(scoring_rate / encode_rate, 3),
-        "target_ratio": 0.8,
     }
+
+
+def bench_embeddings(texts: int) -> dict[str, Any]:
+    """The runtimes side by side in one process: encode rate of torch, ONNX fp32 and ONNX with dynamic int8
+    weights, and each ONNX variant's per-text cosine to sentence-transformers (the fidelity bar: fp32 0.9999,
+    int8 0.99) on the fidelity texts and the bench's questions."""
+    from corpus import TOPICS
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from storage.embeddings import bundled_embedding_path
+    from storage.embeddings.export import FIDELITY_TEXTS
+    from storage.embeddings.onnx_encoder import OnnxEncoder, exported_model
+    from storage.embeddings.torch_encoder import TorchEncoder
+
+    model = bundled_embedding_path()
+    fp32 = exported_model(model)
+    sample = [f"{TOPICS[i % len(TOPICS)][0]} (variant {i})" for i in range(texts)]
+    check = [*FIDELITY_TEXTS, *(q for q, _ in TOPICS), *(a for _, a in TOPICS)]
+    reference = TorchEncoder(model)
+    expected = reference.encode(check, 64)
+    results: dict[str, Any] = {"texts": texts, "fidelity_texts": len(check)}
+
+    def rate(encode: Callable[[list[str], int], Any]) -> float:
+        encode(sample[:64], 64)
+        start = time.perf_counter()
+        encode(sample, 64)
+        return round(texts / (time.perf_counter() - start), 1)
+
+    results["torch"] = {"encode_per_s": rate(reference.encode)}
+    with tempfile.TemporaryDirectory(prefix="skilld-int8-") as tmp:
+        int8 = Path(tmp) / "int8.onnx"
+        import onnx
+
+        quantize_dynamic(
+            fp32,
+            int8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8)):
+            encoder = OnnxEncoder(model, path)
+            cosines = (expected * encoder.encode(check, 64)).sum(axis=1)
+            results[name] = {
+                "encode_per_s": rate(encoder.encode),
+                "min_cosine": round(float(cosines.min()), 6),
+                "share_at_least_0_99": round(float((cosines >= 0.99).mean()), 3),
+            }
+    return results
 
 
 def bench_search(work: Path, sizes: list[int], queries: int) -> dict[str, Any]:
@@ -313,11 +364,21 @@ def _report_quality(name: str, q: dict[str, Any]) -> None:
             print(f"           {step[:110]}")
 
 
-def bench_memory(work: Path) -> dict[str, Any]:
-    """Peak resident memory of `skilld run` once both models are loaded (one interaction extracted)."""
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return round(int(next(line.split()[1] for line in status.splitlines() if line.startswith(field))) / 1024, 1)
+
+
+def bench_memory(work: Path, runtime: str) -> dict[str, Any]:
+    """`skilld run` on one embedding runtime: seconds from start to READY; resident memory at READY, with
+    both models loaded (one interaction extracted, one search served), once the extraction model has been
+    unloaded (`llm.idle_unload_seconds`, 5 here) and once the embedder has too (`embedding.idle_unload_seconds`,
+    15 here); and a search's latency over HTTP warm and right after the embedder was unloaded."""
+    import httpx
+
     from tests.helpers import Daemon, wait_for
 
-    telemetry = work / "memory-telemetry"
+    telemetry = work / f"memory-telemetry-{runtime}"
     (telemetry / "dev_data" / "0.2.0").mkdir(parents=True)
     chat = {
         "eventName": "chatInteraction",
@@ -326,18 +387,57 @@ def bench_memory(work: Path) -> dict[str, Any]:
         "prompt": "How do I list files?",
         "completion": "Use `ls -la` to list every file with details.",
     }
-    (telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl").write_text(json.dumps(chat) + "\n")
-    (telemetry / "dev_data" / "0.2.0" / "chatFeedback.jsonl").write_text(
-        json.dumps({**chat, "eventName": "chatFeedback", "feedback": True}) + "\n"
-    )
-    home = work / "home-memory"
+    home = work / f"home-memory-{runtime}"
     home.mkdir()
-    with Daemon(home, telemetry) as daemon:
-        wait_for(lambda: daemon.status()["extracted"] + daemon.status()["parked_extractions"] >= 1, 300, "extraction")
+    env = {
+        "SKILLD_EMBEDDING__RUNTIME": runtime,
+        "SKILLD_LLM__IDLE_UNLOAD_SECONDS": "5",
+        "SKILLD_EMBEDDING__IDLE_UNLOAD_SECONDS": "15",
+    }
+    started = time.perf_counter()
+    with Daemon(home, telemetry, **env) as daemon:
         assert daemon.process is not None
-        status = Path(f"/proc/{daemon.process.pid}/status").read_text()
-    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
-    return {"peak_rss_mb": round(peak_kb / 1024, 1), "target_mb": 800}
+        pid = daemon.process.pid
+        ready_s = time.perf_counter() - started
+        at_ready = _rss_mb(pid)
+        (telemetry / "dev_data" / "0.2.0" / "chatInteraction.jsonl").write_text(json.dumps(chat) + "\n")
+        (telemetry / "dev_data" / "0.2.0" / "chatFeedback.jsonl").write_text(
+            json.dumps({**chat, "eventName": "chatFeedback", "feedback": True}) + "\n"
+        )
+        wait_for(lambda: daemon.status()["extracted"] + daemon.status()["parked_extractions"] >= 1, 300, "extraction")
+        url = daemon.status()["api"]["url"] + "/v1/search"
+        bearer = {"Authorization": f"Bearer {(home / 'api.token').read_text().strip()}"}
+
+        def search(q: str) -> float:
+            start = time.perf_counter()
+            httpx.get(url, params={"q": q}, headers=bearer, timeout=60).raise_for_status()
+            return round((time.perf_counter() - start) * 1000, 1)
+
+        search("list the files in a folder")
+        warm_ms = search("show every file in this directory")
+        models = daemon.status()["models"]
+        both = _rss_mb(pid) if models["extraction"]["loaded"] and models["embedder"]["loaded"] else None
+        wait_for(lambda: not daemon.status()["models"]["extraction"]["loaded"], 60, "the model unloaded")
+        time.sleep(1.0)
+        idle = _rss_mb(pid) if daemon.status()["models"]["embedder"]["loaded"] else None
+        wait_for(lambda: not daemon.status()["models"]["embedder"]["loaded"], 60, "the embedder unloaded")
+        time.sleep(1.0)
+        idle_all = _rss_mb(pid)
+        cold_ms = search("which files are in here")
+        peak = _rss_mb(pid, "VmHWM")
+    return {
+        "runtime": runtime,
+        "start_to_ready_s": round(ready_s, 2),
+        "rss_at_ready_mb": at_ready,
+        "rss_both_models_mb": both,
+        "rss_idle_after_model_unload_mb": idle,
+        "rss_idle_after_both_unload_mb": idle_all,
+        "peak_rss_mb": peak,
+        "search_warm_ms": warm_ms,
+        "search_after_embedder_unload_ms": cold_ms,
+        "budget_idle_mb": 250,
+        "budget_both_mb": 600,
+    }
 
 
 def bench_api(work: Path, requests: int, seconds: float = 30.0) -> dict[str, Any]:
@@ -404,14 +504,14 @@ UNRELATED = [
 ]
 
 
-def bench_serving(work: Path, calls: int) -> dict[str, Any]:
+def bench_serving(work: Path, calls: int, runtime: str = "onnx") -> dict[str, Any]:
     """The Claude Code hook's whole-process latency with a running daemon (p50/p95, process start included)
     beside a bare `python -c pass` in the same run; MCP `search_skills` latency over HTTP and over stdio; and
     how often the hook's block holds the skill a paraphrase asks for, and stays empty for unrelated prompts."""
     from extractors.draft import grounded_draft
     from tests.quality_corpus import load_corpus
 
-    home, telemetry = work / "home-serving", work / "serving-telemetry"
+    home, telemetry = work / f"home-serving-{runtime}", work / f"serving-telemetry-{runtime}"
     telemetry.mkdir()
     deserving = [e for e in load_corpus() if e.deserves]
     records = []
@@ -421,15 +521,15 @@ def bench_serving(work: Path, calls: int) -> dict[str, Any]:
             query = exchange.question
             skill_id = f"00000000-0000-5000-8000-{n:012d}"
             records.append({"id": skill_id, **draft.model_dump(), "source_query": query, "source_queries": [query]})
-    export = work / "serving-skills.jsonl"
+    export = work / f"serving-skills-{runtime}.jsonl"
     export.write_text("".join(json.dumps(r) + "\n" for r in records))
     prompts = [e.paraphrase for e in deserving]
     # The target is for 2 cores: this process, the daemon and every hook it starts run on two (or fewer).
     every_cpu = os.sched_getaffinity(0)
     os.sched_setaffinity(0, sorted(every_cpu)[:2])
-    results: dict[str, Any] = {"skills": len(records), "cpus": len(os.sched_getaffinity(0))}
+    results: dict[str, Any] = {"runtime": runtime, "skills": len(records), "cpus": len(os.sched_getaffinity(0))}
     try:
-        return _measure_serving(home, telemetry, export, prompts, records, deserving, calls, results)
+        return _measure_serving(home, telemetry, export, prompts, records, deserving, calls, results, runtime)
     finally:
         os.sched_setaffinity(0, every_cpu)
 
@@ -443,6 +543,7 @@ def _measure_serving(
     deserving: list[Any],
     calls: int,
     results: dict[str, Any],
+    runtime: str,
 ) -> dict[str, Any]:
     import asyncio
 
@@ -473,7 +574,7 @@ def _measure_serving(
             }
         )
 
-    with Daemon(home, telemetry) as daemon:
+    with Daemon(home, telemetry, SKILLD_EMBEDDING__RUNTIME=runtime) as daemon:
         # Imported into the running daemon, as skills learned here arrive (an import before its first start
         # would meet the upgrade re-check, which cannot see the exchanges that ground these drafts).
         skilld_json(home, "skills", "import", str(export), env=daemon.env)
@@ -630,7 +731,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="skill counts for the search benchmark")
     parser.add_argument(
         "--only",
-        default="ingest,large,scoring,search,extraction,quality,memory,api,serving,report,finetune",
+        default="ingest,large,embeddings,scoring,search,extraction,quality,memory,api,serving,report,finetune",
         help="which benchmarks",
     )
     parser.add_argument(
@@ -655,12 +756,27 @@ def main() -> None:
                 f"`skilld ingest --no-learn` {large['command_mb_per_s']} MB/s, bare orjson parse "
                 f"{large['bare_parse_mb_per_s']} MB/s (ratio {large['ratio']})"
             )
+        if "embeddings" in only:
+            emb = results["embeddings"] = bench_embeddings(2000)
+            for name in ("torch", "onnx_fp32", "onnx_int8"):
+                row = emb[name]
+                fidelity = (
+                    f", lowest cosine to torch {row['min_cosine']} ({row['share_at_least_0_99']:.1%} of "
+                    f"{emb['fidelity_texts']} texts >= 0.99)"
+                    if "min_cosine" in row
+                    else ""
+                )
+                print(f"embeddings {name}: {row['encode_per_s']} texts/s{fidelity}")
         if "scoring" in only:
-            scoring = results["scoring"] = bench_scoring(Path(tmp), 2000)
-            print(
-                f"scoring: {scoring['scoring_events_per_s']} interactions/s with embeddings, raw encode "
-                f"{scoring['raw_encode_per_s']}/s: ratio {scoring['ratio']} (target {scoring['target_ratio']})"
-            )
+            runs = {runtime: bench_scoring(Path(tmp), 2000, runtime) for runtime in ("torch", "onnx")}
+            speedup = round(runs["onnx"]["scoring_events_per_s"] / runs["torch"]["scoring_events_per_s"], 2)
+            results["scoring"] = {**runs, "onnx_over_torch": speedup, "target_speedup": 2.0}
+            for row in runs.values():
+                print(
+                    f"scoring ({row['runtime']}): {row['scoring_events_per_s']} interactions/s with embeddings, "
+                    f"raw encode {row['raw_encode_per_s']}/s"
+                )
+            print(f"scoring onnx/torch in this run: {speedup}x (target 2x)")
         if "search" in only:
             results["search"] = bench_search(Path(tmp), [int(x) for x in args.sizes.split(",")], 300)
             for key, row in results["search"].items():
@@ -679,8 +795,16 @@ def main() -> None:
                 results["quality"]["endpoint"] = bench_quality(Path(tmp), args.endpoint)
                 _report_quality(f"endpoint {args.endpoint}", results["quality"]["endpoint"])
         if "memory" in only:
-            memory = results["memory"] = bench_memory(Path(tmp))
-            print(f"daemon peak memory with both models loaded: {memory['peak_rss_mb']} MB (target 800)")
+            results["memory"] = {runtime: bench_memory(Path(tmp), runtime) for runtime in ("torch", "onnx")}
+            for row in results["memory"].values():
+                print(
+                    f"daemon ({row['runtime']} embeddings): READY in {row['start_to_ready_s']} s at "
+                    f"{row['rss_at_ready_mb']} MB; both models loaded {row['rss_both_models_mb']} MB (budget 600); "
+                    f"idle: model unloaded {row['rss_idle_after_model_unload_mb']} MB, embedder too "
+                    f"{row['rss_idle_after_both_unload_mb']} MB (budget 250); peak {row['peak_rss_mb']} MB; search "
+                    f"warm {row['search_warm_ms']} ms, first after the embedder's unload "
+                    f"{row['search_after_embedder_unload_ms']} ms"
+                )
         if "api" in only:
             api = results["api"] = bench_api(Path(tmp), 200)
             for name in ("health", "status", "metrics", "search"):
@@ -692,21 +816,23 @@ def main() -> None:
                 f"{api['extractions_during_measurement']} extractions completed"
             )
         if "serving" in only:
-            serving = results["serving"] = bench_serving(Path(tmp), 200)
-            hook, bare = serving["hook"], serving["python_c_pass"]
-            print(
-                f"hook (whole process, daemon running, {serving['skills']} skills): p50 {hook['p50_ms']} ms, "
-                f"p95 {hook['p95_ms']} ms (target p95 <= 150); bare `python -c pass`: p50 {bare['p50_ms']} ms, "
-                f"p95 {bare['p95_ms']} ms; {hook['answered']} of {hook['calls']} calls added skills"
-            )
-            c = serving["context"]
-            print(
-                f"hook block: {c['paraphrases_with_their_skill']}/{c['paraphrases']} paraphrases got their own "
-                f"skill; {c['unrelated_with_no_block']}/{c['unrelated']} unrelated prompts got nothing"
-            )
-            for name in ("mcp_search_http", "mcp_search_stdio"):
-                row = serving[name]
-                print(f"{name}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms")
+            results["serving"] = {runtime: bench_serving(Path(tmp), 200, runtime) for runtime in ("torch", "onnx")}
+            for serving in results["serving"].values():
+                hook, bare = serving["hook"], serving["python_c_pass"]
+                print(
+                    f"hook ({serving['runtime']} embeddings, whole process, {serving['skills']} skills): p50 "
+                    f"{hook['p50_ms']} ms, p95 {hook['p95_ms']} ms (target p95 <= 150); bare `python -c pass`: "
+                    f"p50 {bare['p50_ms']} ms, p95 {bare['p95_ms']} ms; {hook['answered']} of {hook['calls']} "
+                    "calls added skills"
+                )
+                c = serving["context"]
+                print(
+                    f"  hook block: {c['paraphrases_with_their_skill']}/{c['paraphrases']} paraphrases got their "
+                    f"own skill; {c['unrelated_with_no_block']}/{c['unrelated']} unrelated prompts got nothing"
+                )
+                for name in ("mcp_search_http", "mcp_search_stdio"):
+                    row = serving[name]
+                    print(f"  {name}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms")
         if "report" in only:
             shown = results["report"] = bench_report(Path(tmp))
             print(

@@ -57,15 +57,17 @@ def test_the_daemon_never_loads_torch_while_it_scores_searches_extracts_and_serv
     assert status["models"]["embedder"] == {"loaded": True, "runtime": "onnx"}
 
 
-def test_the_extraction_model_is_freed_when_idle_and_loaded_for_the_next_item(home: Path, telemetry: Path) -> None:
+def test_idle_models_are_freed_and_loaded_again_for_the_next_item(home: Path, telemetry: Path) -> None:
     ask(telemetry, *CSV)
-    with Daemon(home, telemetry, SKILLD_LLM__IDLE_UNLOAD_SECONDS="3") as daemon:
+    idle = {"SKILLD_LLM__IDLE_UNLOAD_SECONDS": "3", "SKILLD_EMBEDDING__IDLE_UNLOAD_SECONDS": "4"}
+    with Daemon(home, telemetry, **idle) as daemon:
         assert daemon.process is not None
         wait_for(lambda: ended(daemon) >= 1, 300, "the first extraction")
         wait_for(lambda: not daemon.status()["models"]["extraction"]["loaded"], 60, "the model unloaded")
         status = daemon.status()
         assert status["models"]["extraction"]["unloaded_when_idle"] == 1
         assert ".gguf" not in mapped(daemon.process.pid)  # the model file is no longer mapped
+        wait_for(lambda: not daemon.status()["models"]["embedder"]["loaded"], 60, "the embedder unloaded")
         ask(telemetry, *GIT)
         wait_for(lambda: ended(daemon) >= 2, 300, "the second extraction")
         status = daemon.status()
@@ -73,3 +75,4 @@ def test_the_extraction_model_is_freed_when_idle_and_loaded_for_the_next_item(ho
         assert status["parked_extractions"] == 0
         skills = skilld_json(home, "search", "revert my last commit in git", env=daemon.env)
         assert skills and skills[0]["source_query"].startswith("How do I undo my last git commit")
+        assert daemon.status()["models"]["embedder"]["loaded"]  # scoring and search loaded it again
