@@ -75,8 +75,18 @@ class RatingRequest(BaseModel):
     client: str = Field(default="api", pattern=r"^[A-Za-z0-9][A-Za-z0-9:._ -]{0,63}$", description="who rates")
 
 
+class Problem(BaseModel):
+    stage: str
+    error: str
+    since: str
+    action: str
+    kind: str
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok"]  # the process answers
+    health: Literal["ok", "degraded"]  # every stage works, or some are paused by a fault (see problems)
+    problems: list[Problem]
 
 
 class Readiness(BaseModel):
@@ -159,9 +169,9 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
         log.error("request failed", extra={"path": request.url.path, "error": type(exc).__name__})
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the daemon's log"}, 500)
 
-    @api.get("/health", tags=["service"], summary="Liveness: the process answers.")
+    @api.get("/health", tags=["service"], summary="Liveness, and what is wrong now (`health`, `problems`).")
     def health() -> Health:
-        return Health(status="ok")
+        return Health(status="ok", **app.health.report())
 
     @api.get("/ready", tags=["service"], summary="Readiness: stores open and the tailer running.")
     def ready() -> JSONResponse:

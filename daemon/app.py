@@ -17,6 +17,7 @@ from daemon import retention
 from daemon.adapters.registry import AdapterRegistry
 from daemon.config import Settings
 from daemon.finetune.cycle import FineTuner
+from daemon.health import Health
 from daemon.ingest import Ingestor, IngestReport
 from daemon.interaction import Interaction
 from daemon.interactions import load_interaction
@@ -56,6 +57,7 @@ class Skilld:
         # One stage runs at a time on the store: the daemon loop and requests from the CLI take turns.
         self.lock = threading.RLock()
         self.stopping = threading.Event()
+        self.health = Health()  # what is wrong now, stage by stage (daemon/health.py)
         self.ready = threading.Event()  # stores open and the tailer running: the daemon serves
         # Set by `skilld run` before its API listens: commands then run inside the daemon (no fork, no drain).
         self.in_daemon = False
@@ -124,7 +126,7 @@ class Skilld:
     def status(self) -> dict[str, Any]:
         """Counts and health of every stage."""
         with self.lock:
-            report = status_report(self.store, self.home)
+            report = {**self.health.report(), **status_report(self.store, self.home)}
             report.update(self.learner.learning.counts())
             report["skills"] = self.learner.learning.cursor(SKILL_COUNT)
             report["retired"] = {
@@ -298,23 +300,28 @@ class Skilld:
     def publish_if_changed(self) -> dict[str, Any] | None:
         """Keep `skills.publish_dir` equal to the served skills as Agent Skills, when the library changed.
 
-        Only folders skilld wrote (marked) are replaced or removed. A failure (a folder not writable) is
-        logged and shown by `status`, and tried again at the library's next change.
+        Only folders skilld wrote (marked) are replaced or removed. A failure (a full disk, a folder not
+        writable) is shown by `status` and `health`, and tried again with backoff until it succeeds.
         """
         target = self.settings.skills.publish_dir
         generation = self.learner.generation
-        if target is None or generation == self._published:
+        if target is None or generation == self._published or self.health.waiting("publish"):
             return None
+        from daemon.faults import Fault, classify
         from storage import agent_skills
 
-        self._published = generation
         try:
             with self.lock:
                 result = agent_skills.sync(list(self.learner.library.all()), target)
         except OSError as exc:
             self.publishing = {"dir": str(target), "error": str(exc)}
-            log.error("skills not published", extra={"dir": str(target), "error": str(exc)})
+            fault = classify(exc, target) or Fault(
+                "unwritable", f"cannot publish skills to {target}: {exc}", f"make {target} writable by its user"
+            )
+            self.health.fault("publish", fault)
             return None
+        self._published = generation
+        self.health.ok("publish")
         self.publishing = {"dir": str(target), **{k: len(v) for k, v in result.items()}}
         if any(result[k] for k in ("added", "updated", "removed")):
             log.info("skills published", extra=self.publishing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import click
 
 from daemon import control
 from daemon.config import ConfigError, Settings, load_settings
+from daemon.faults import classify, command_line
 
 # How long a command waits for the home's lock (another command, or a daemon starting) before giving up.
 LOCK_WAIT_SECONDS = 600.0
@@ -82,8 +84,11 @@ def dispatch(
             app.close()
     except (PathError, LookupError, ValueError) as exc:
         raise Failure(str(exc.args[0]) if exc.args else str(exc)) from None
-    except OSError as exc:  # a file or folder the command was given that cannot be written or read
-        raise Failure(str(exc)) from None
+    except (OSError, sqlite3.OperationalError) as exc:  # a full disk, a locked database, a file not readable
+        fault = classify(exc, home)
+        if fault is None and isinstance(exc, sqlite3.OperationalError):
+            raise
+        raise Failure(command_line(fault) if fault else str(exc)) from None
     finally:
         if exclusive:
             lock.release()
@@ -120,6 +125,11 @@ def run(ctx: Context) -> None:
         serve(ctx.settings, _reloader(ctx), lambda line: click.echo(f"skilld: {line}", err=True))
     except ServeError as exc:
         raise Failure(str(exc)) from None
+    except (OSError, sqlite3.OperationalError) as exc:  # at start, before a stage can pause and retry
+        fault = classify(exc, ctx.settings.home)
+        if fault is None:
+            raise
+        raise Failure(command_line(fault)) from None
 
 
 def _reloader(ctx: Context) -> Callable[[], Settings]:
@@ -170,6 +180,14 @@ def status(ctx: Context, as_json: bool) -> None:
     report = dispatch(ctx, "status")
 
     def human(r: dict[str, Any]) -> None:
+        click.echo(f"{'health':>20}: {r.get('health', 'ok')}", err=True)
+        for problem in r.get("problems", []):
+            click.echo(f"{problem['stage']:>20}: {problem['error']} (since {problem['since']})", err=True)
+            click.echo(f"{'':>20}  -> {problem['action']}", err=True)
+        models = r.get("models")
+        if models and (r.get("api") or {}).get("socket"):  # a daemon answered: what its process holds
+            loaded = [name for name, state in models.items() if state["loaded"]]
+            click.echo(f"{'models loaded':>20}: {', '.join(loaded) or 'none (unloaded while idle)'}", err=True)
         keys = (
             "events",
             "interactions",

@@ -7,18 +7,21 @@ process wiring around it (the home's lock, signals, the API) is `daemon/serve.py
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from daemon.config import Settings, apply_settings
+from daemon.faults import Fault, classify, internal
 from daemon.ingest import IngestReport
 from daemon.memory import release_free_memory
 from daemon.scheduler import Scheduler
 from daemon.service import Notifier
 from daemon.sources.watcher import Watcher
 from daemon.status import dataset_examples
+from extractors.base import BackendError
 from storage.db import ensure_private_dir
 
 if TYPE_CHECKING:
@@ -35,9 +38,46 @@ class DaemonLoop:
 
     def __init__(self, app: Skilld) -> None:
         self.app = app
+        self.rescan = False  # after a fault: follow the files again from their stored offsets
 
     def step(self, scan: bool, notifier: Notifier | None = None) -> int:
-        """One round of the loop: maybe rescan, then read every followed file in bounded batches."""
+        """One round of the loop: maybe rescan, read every followed file in bounded batches, score.
+
+        Ingestion and scoring are separate stages: a fault of the machine in one (a full disk, a locked
+        database) pauses that stage with backoff (`daemon/health.py`) while the other goes on.
+        """
+        health = self.app.health
+        lines = 0
+        if not health.waiting("ingest"):
+            try:
+                lines = self._ingest(scan or self.rescan, notifier)
+                self.rescan = False
+                health.ok("ingest")
+            except Exception as exc:
+                self._fault("ingest", exc)
+                # What was read but not committed is read again from the stored offsets (events are
+                # idempotent by id, so nothing is stored twice either way).
+                with self.app.lock:
+                    self.app.tailer.close()
+                self.rescan = True
+        if not health.waiting("scoring"):
+            try:
+                lines += self.app.learner.score_batch()
+                health.ok("scoring")
+            except Exception as exc:
+                self._fault("scoring", exc)
+        return lines
+
+    def _fault(self, stage: str, exc: Exception) -> None:
+        """Pause a stage on a fault: the machine's, or a bug of ours (logged with its traceback once)."""
+        fault = classify(exc, self.app.home)
+        if fault is None:
+            fault = internal(exc)
+            if self.app.health.error(stage) != fault.error:  # a new failure: its traceback, once
+                log.exception("stage failed", extra={"stage": stage})
+        self.app.health.fault(stage, fault)
+
+    def _ingest(self, scan: bool, notifier: Notifier | None) -> int:
         t = self.app.settings.telemetry
         while not self.app.lock.acquire(timeout=1.0):  # a long command holds the store: alive, waiting
             if self.app.stopping.is_set():
@@ -47,6 +87,7 @@ class DaemonLoop:
         try:
             if scan:
                 self.app.tailer.scan(self.app.settings.telemetry_paths)
+                self._check_telemetry()
             files = self.app.tailer.ordered()
             report = IngestReport()
 
@@ -61,10 +102,24 @@ class DaemonLoop:
                     self.app.tailer.retire(followed)
         finally:
             self.app.lock.release()
-        lines += self.app.learner.score_batch()
         if report.events or report.dead_letters:
             log.info("ingested", extra={"events": report.events, "dead_letters": report.dead_letters})
         return lines
+
+    def _check_telemetry(self) -> None:
+        """The `telemetry` stage: every configured path readable, and no file skilld cannot open."""
+        fault = None
+        for path in self.app.settings.telemetry_paths:
+            if not path.exists():
+                fault = fault or classify(FileNotFoundError(2, "gone", str(path)), path)
+            elif not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+                fault = fault or classify(PermissionError(13, "denied", str(path)), path)
+        for path, error in self.app.tailer.unreadable.items():
+            fault = fault or Fault("unreadable", f"cannot read {path}: {error}", f"make {path} readable by its user")
+        if fault is None:
+            self.app.health.ok("telemetry")
+        else:
+            self.app.health.fault("telemetry", fault)
 
     def run(
         self,
@@ -89,8 +144,13 @@ class DaemonLoop:
         scheduler.start()
         extraction = threading.Thread(target=self._extract_forever, name="extraction", daemon=True)
         extraction.start()
-        with self.app.lock:  # every file known and followed; the backlog is read after READY, batch by batch
-            self.app.tailer.scan(self.app.settings.telemetry_paths)
+        try:
+            with self.app.lock:  # every file known and followed; the backlog is read after READY, batch by batch
+                self.app.tailer.scan(self.app.settings.telemetry_paths)
+                self._check_telemetry()
+        except Exception as exc:  # a full disk at start: READY all the same, the ingest stage retries
+            self._fault("ingest", exc)
+            self.rescan = True
         last_scan = time.monotonic()
         busy = False
         self.app.ready.set()
@@ -169,13 +229,33 @@ class DaemonLoop:
             self.app.learner.recheck_if_upgraded()
         except Exception:
             log.exception("the quality re-check failed; it runs again at the next start")
+        learner, health = self.app.learner, self.app.health
         while not self.app.stopping.is_set():
             try:
                 self.app.publish_if_changed()
                 self.app.check_drift_if_due()
-                if not self.app.learner.extract_one():
-                    self.app.learner.unload_if_idle()
+                worked = learner.extract_one()
+                self._model_health(worked)
+                if not worked:
+                    learner.unload_if_idle()
                     self.app.stopping.wait(1.0)
-            except Exception:
-                log.exception("extraction stage failed; retrying in 10 s")
-                self.app.stopping.wait(10.0)
+            except Exception as exc:
+                self._fault("extraction", exc)
+                self.app.stopping.wait(max(health.backoff("extraction"), 1.0))
+
+    def _model_health(self, worked: bool) -> None:
+        """The extraction stage's health from its model calls: degraded while they fail (each item retries
+        and then parks, `extraction.max_attempts`), ok after one succeeds or once no item is left to try."""
+        learner, health = self.app.learner, self.app.health
+        failure = learner.backend_failure
+        if failure is not None and not worked:
+            with self.app.lock:
+                left = learner.learning.counts()["pending_extractions"]
+            if left == 0:  # every item it failed is parked, with its reason, in status
+                learner.backend_failure = failure = None
+        if failure is not None:
+            fault = classify(BackendError(failure), self.app.home)
+            if fault is not None:
+                health.fault("extraction", fault)
+        elif worked or not health.waiting("extraction"):
+            health.ok("extraction")

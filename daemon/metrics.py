@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from daemon.health import Health
 from daemon.status import status_report
 from storage.db import open_read_only
 from storage.events import EventStore
@@ -100,13 +101,32 @@ class StoreCollector(Collector):
         yield by_status
 
 
+# The stages that report faults (daemon/health.py), each always exported so a dashboard sees 0 as well as 1.
+STAGES = ("telemetry", "ingest", "scoring", "extraction", "publish")
+
+
+class HealthCollector(Collector):
+    """`skilld_degraded{stage}`: 1 while a fault pauses the stage."""
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[Metric]:
+        degraded = {p["stage"] for p in self.health.problems()}
+        family = GaugeMetricFamily("skilld_degraded", "1 while a fault pauses the stage.", labels=["stage"])
+        for stage in sorted(set(STAGES) | degraded):
+            family.add_metric([stage], int(stage in degraded))
+        yield family
+
+
 class Metrics:
     """skilld's metrics registry: the store's families and the extraction stage's own measurements."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, health: Health | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.store = StoreCollector(home)
         self.registry.register(self.store)
+        self.registry.register(HealthCollector(health or Health()))
         self.extraction_seconds = Histogram(
             "skilld_extraction_seconds",
             "Time to extract one skill with the local model.",

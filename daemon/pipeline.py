@@ -74,6 +74,9 @@ class Learner:
         # When the extraction model last finished a call (monotonic), and how often it was unloaded when idle.
         self.model_used = time.monotonic()
         self.unloads = 0
+        # The last model call's error while they fail (an endpoint refusing or hanging, a model file that
+        # cannot be loaded); None once one succeeds. The daemon's health shows it.
+        self.backend_failure: str | None = None
         # Set on stop: an extraction in flight gives up between two tokens and stays queued.
         self.cancel = threading.Event()
         # Called with each extraction's duration in seconds, or None when it failed (metrics).
@@ -97,8 +100,13 @@ class Learner:
             from storage.vectors.factory import open_vector_store
 
             q = self.settings.qdrant
-            self._vectors = open_vector_store(self.settings.home, q.url, q.api_key)
-            self._vectors.ensure_collection(INTERACTIONS, self.embedder.dimensions)
+            vectors = open_vector_store(self.settings.home, q.url, q.api_key)
+            try:  # kept only once its collection is open: a full disk here is retried from the start
+                vectors.ensure_collection(INTERACTIONS, self.embedder.dimensions)
+            except BaseException:
+                vectors.close()
+                raise
+            self._vectors = vectors
         return self._vectors
 
     @property
@@ -364,6 +372,7 @@ class Learner:
                 prompt = None
             try:
                 extraction = self.extractor.extract(query, response, prompt)
+                self.backend_failure = None
                 trial["seconds"] = round(extraction.seconds, 3)
                 if extraction.pattern is not None:
                     candidates.append(
@@ -378,6 +387,7 @@ class Learner:
                 log.info("extraction interrupted by stop; it stays queued", extra={"interaction": key})
                 return False
             except BackendError as exc:
+                self.backend_failure = str(exc)
                 self.observe(None)
                 config = self.settings.extraction
                 with self.lock:

@@ -57,7 +57,7 @@ def _serve_api(app: Skilld) -> control.ApiServer:
     from daemon.api import create_api
     from daemon.metrics import Metrics
 
-    metrics = Metrics(app.home)
+    metrics = Metrics(app.home, app.health)
     app.learner.observe = lambda seconds: (
         metrics.extraction_failures.inc() if seconds is None else metrics.extraction_seconds.observe(seconds)
     )

@@ -27,12 +27,13 @@ def open_backend(llm: BackendSettings, lora_path: Path | None = None) -> LLMBack
         from extractors.openai_http import OpenAIHttpBackend
 
         return OpenAIHttpBackend(llm.endpoint, llm.model, llm.api_key, llm.timeout)
+    from extractors.base import BackendError
     from extractors.llama_cpp import LlamaCppBackend, bundled_model_path
 
-    return LlamaCppBackend(
-        llm.model_path or bundled_model_path(),
-        n_ctx=llm.context,
-        threads=llm.threads or None,
-        repeat_penalty=llm.repeat_penalty,
-        lora_path=lora_path,
-    )
+    path = llm.model_path or bundled_model_path()
+    try:
+        return LlamaCppBackend(
+            path, n_ctx=llm.context, threads=llm.threads or None, repeat_penalty=llm.repeat_penalty, lora_path=lora_path
+        )
+    except (ValueError, OSError) as exc:  # a missing, truncated or foreign file: the item retries, then parks
+        raise BackendError(f"cannot load {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc

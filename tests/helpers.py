@@ -105,8 +105,9 @@ def continue_chat(session: str, prompt: str, completion: str, user: str | None =
 class Daemon:
     """A real `skilld run` process on a test home, stopped with SIGTERM."""
 
-    def __init__(self, home: Path, telemetry: Path, **env: str) -> None:
+    def __init__(self, home: Path, telemetry: Path, prefix: tuple[str, ...] = (), **env: str) -> None:
         self.home = home
+        self.prefix = prefix  # a command the daemon runs under (setpriv, to drop a capability)
         self.env = cli_env(
             home,
             SKILLD_TELEMETRY__PATHS=json.dumps([str(telemetry)]),
@@ -117,7 +118,9 @@ class Daemon:
 
     def __enter__(self) -> Daemon:
         self.log = open(self.home.parent / f"daemon-{id(self)}.log", "w")
-        self.process = subprocess.Popen([*SKILLD, "run"], env=self.env, cwd=ROOT, stdout=self.log, stderr=self.log)
+        self.process = subprocess.Popen(
+            [*self.prefix, *SKILLD, "run"], env=self.env, cwd=ROOT, stdout=self.log, stderr=self.log
+        )
         wait_for(self.ready, 60, "the daemon's socket")
         return self
 

@@ -62,7 +62,7 @@ def test_the_api_serves_health_status_search_metrics_and_authorized_feedback(hom
         wait_for(lambda: daemon.status()["scored"] >= 2, 120, "two scored interactions")
         url = _api(daemon)
         client = httpx.Client(base_url=url, timeout=30)
-        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/health").json() == {"status": "ok", "health": "ok", "problems": []}
         assert client.get("/ready").status_code == 200
         assert client.get("/v1/status").json()["events"] == 3
         schema = client.get("/openapi.json").json()
@@ -151,7 +151,7 @@ def test_the_api_serves_health_status_search_metrics_and_authorized_feedback(hom
         connection.sock = socket.socket(socket.AF_UNIX)
         connection.sock.connect(str(home / "skilld.sock"))
         connection.request("GET", "/health")
-        assert json.loads(connection.getresponse().read()) == {"status": "ok"}
+        assert json.loads(connection.getresponse().read()) == {"status": "ok", "health": "ok", "problems": []}
         connection.close()
     assert stat_mode(home / "api.token") == 0o600
 

@@ -7,10 +7,11 @@ content after a truncation is never mistaken for the old.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -43,14 +44,20 @@ def is_telemetry_file(name: str) -> bool:
     return bool(sep and base) and suffix[:1] in ".-" and suffix[1:].isdigit()
 
 
-def find_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Telemetry files under the given files and directories, recursively, oldest first per directory."""
+def _environmental(exc: OSError) -> bool:
+    """A fault of the machine rather than of one file: the disk is full or over quota."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def find_files(paths: Iterable[Path], onerror: Callable[[OSError], None] | None = None) -> Iterator[Path]:
+    """Telemetry files under the given files and directories, recursively, oldest first per directory;
+    a folder that cannot be listed goes to `onerror`."""
     for path in paths:
         if path.is_file():
             yield path
             continue
         found: list[tuple[float, str, Path]] = []
-        for root, dirs, names in os.walk(path):
+        for root, dirs, names in os.walk(path, onerror=onerror):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in names:
                 if is_telemetry_file(name):
@@ -94,13 +101,17 @@ class Tailer:
         self.close_inactive = close_inactive
         self.files: dict[tuple[int, int], FollowedFile] = {}
         self._finished: set[tuple[int, int, int, int]] = set()  # compressed files read to their end
+        # Files and folders that cannot be read now, with why: said once in the log, shown in health.
+        self.unreadable: dict[Path, str] = {}
+        self._said: dict[Path, str] = {}  # what the previous scan found unreadable (and the log said)
 
     # -- discovering ---------------------------------------------------------------------------------------
     def scan(self, paths: Iterable[Path]) -> list[FollowedFile]:
         """Follow every telemetry file under paths (new ones, renamed ones); return those found."""
         found: list[FollowedFile] = []
         now = time.monotonic()
-        for path in find_files(paths):
+        self._said, self.unreadable = self.unreadable, {}  # found again by this scan, or readable now
+        for path in find_files(paths, lambda exc: self._cannot_read(Path(exc.filename or "?"), exc)):
             followed = self.follow(path)
             if followed is not None:
                 followed.seen_at = now
@@ -127,14 +138,17 @@ class Tailer:
         try:
             handle = open_binary(path)
         except OSError as exc:
-            log.warning("cannot open telemetry file", extra={"path": str(path), "error": str(exc)})
+            self._cannot_read(path, exc)
             return None
         try:
             row = self._identify(handle, path, key, compressed)
         except (OSError, EOFError) as exc:
             handle.close()
-            log.warning("cannot read telemetry file", extra={"path": str(path), "error": str(exc)})
+            if isinstance(exc, OSError) and _environmental(exc):
+                raise  # a full disk or a locked database: the stage pauses (daemon/loop.py)
+            self._cannot_read(path, exc)
             return None
+        self.unreadable.pop(path, None)
         if row is None:
             handle.close()
             return None
@@ -181,6 +195,17 @@ class Tailer:
                 )
         generation = max((t.generation for t in twins), default=0)
         return self.store.add_file(fp, generation, str(path), dev, inode, compressed, None)
+
+    def _cannot_read(self, path: Path, exc: BaseException) -> None:
+        """Note a file or folder that cannot be read; the log says it once, not at every rescan.
+
+        A folder that is gone is not noted here: the configured paths are checked on their own."""
+        if isinstance(exc, FileNotFoundError):
+            return
+        error = getattr(exc, "strerror", None) or str(exc)
+        if error not in (self._said.get(path), self.unreadable.get(path)):
+            log.warning("cannot read telemetry", extra={"path": str(path), "error": error})
+        self.unreadable[path] = error
 
     # -- reading ---------------------------------------------------------------------------------------------
     def changed_identity(self, followed: FollowedFile) -> bool:

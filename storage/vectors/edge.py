@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,19 @@ def _filter(match: dict[str, str] | None) -> Any:
     return Filter(must=[FieldCondition(key=k, match=MatchValue(v)) for k, v in match.items()])
 
 
+# Qdrant Edge writes through memory-mapped, sparse files (its WAL segments are 32 MB): on a full filesystem a
+# write into such a page is not an error but SIGBUS, which kills the process (seen: a 3 MB tmpfs home). So a
+# write needs this much free space first, or it fails as a full disk does and the stage retries later.
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def ensure_room(path: Path) -> None:
+    """Raise ENOSPC unless the filesystem holding `path` has MIN_FREE_BYTES free."""
+    probe = path if path.exists() else path.parent
+    if shutil.disk_usage(probe).free < MIN_FREE_BYTES:
+        raise OSError(errno.ENOSPC, "No space left on device (Qdrant Edge needs 64 MB free)", str(path))
+
+
 class EdgeVectorStore:
     """Shards at `<root>/<collection>/`; the process that opens them holds them (one process at a time)."""
 
@@ -44,6 +59,7 @@ class EdgeVectorStore:
             if name in self.shards:
                 return
             path = self.root / name
+            ensure_room(self.root)
             config = EdgeConfig(vectors=EdgeVectorParams(size=dimensions, distance=Distance.Cosine))
             if path.exists() and any(path.iterdir()):
                 shard = EdgeShard.load(str(path))
@@ -68,6 +84,7 @@ class EdgeVectorStore:
         if points:
             edge_points = [Point(p.id, [float(x) for x in p.vector], p.payload) for p in points]
             with self._lock:
+                ensure_room(self.root)
                 self._shard(name).update(UpdateOperation.upsert_points(edge_points))
 
     def search(
@@ -104,6 +121,7 @@ class EdgeVectorStore:
 
         if ids:
             with self._lock:
+                ensure_room(self.root)
                 self._shard(name).update(UpdateOperation.delete_points(list[Any](ids)))
 
     def count(self, name: str) -> int:
@@ -129,6 +147,7 @@ class EdgeVectorStore:
     def optimize(self) -> None:
         """Build the HNSW indexes of grown segments (index upkeep)."""
         with self._lock:
+            ensure_room(self.root)
             for shard in self.shards.values():
                 shard.optimize()
 
