@@ -17,6 +17,7 @@ import click
 from daemon import control
 from daemon.config import ConfigError, Settings, load_settings
 from daemon.faults import classify, command_line
+from storage.db import NewerDatabase
 
 # How long a command waits for the home's lock (another command, or a daemon starting) before giving up.
 LOCK_WAIT_SECONDS = 600.0
@@ -885,6 +886,9 @@ def main() -> NoReturn:
     except Failure as exc:
         click.echo(f"skilld: {exc}", err=True)
         sys.exit(exc.status)
+    except NewerDatabase as exc:  # nothing to retry: this skilld cannot read the home's database
+        click.echo(f"skilld: {exc}", err=True)
+        sys.exit(1)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:

@@ -226,12 +226,16 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+class NewerDatabase(RuntimeError):
+    """The database was written by a newer skilld: this one cannot go on (one line, the process ends)."""
+
+
 def migrate(conn: sqlite3.Connection, migrations: list[Migration] | None = None) -> int:
     """Apply every migration past the database's version, each in its own transaction; return the version."""
     steps = MIGRATIONS if migrations is None else migrations
     version = schema_version(conn)
     if version > len(steps):
-        raise RuntimeError(f"database schema v{version} is newer than this skilld (v{len(steps)}); upgrade skilld")
+        raise NewerDatabase(f"database schema v{version} is newer than this skilld (v{len(steps)}); upgrade skilld")
     if version == len(steps):
         return version
     import sqlite_utils
