@@ -1,9 +1,10 @@
 """The local HTTP API (FastAPI): health, status, search, feedback, metrics, and the CLI's commands.
 
 One application, served on `api.host:api.port` and on the daemon's unix socket (`<home>/skilld.sock`,
-the one the CLI uses). Reads are open on loopback; every write needs the bearer token kept in
-`<home>/api.token` (mode 0600). Handlers are plain functions, so FastAPI runs them on its thread pool:
-the event loop keeps answering while a model runs or a long command holds the pipeline.
+the one the CLI uses). Every request but /health, /ready and /metrics needs the bearer token kept in
+`<home>/api.token` (mode 0600); the socket also refuses other users' processes. Handlers are plain
+functions, so FastAPI runs them on its thread pool: the event loop keeps answering while a model runs
+or a long command holds the pipeline.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at runtime, and
@@ -99,9 +100,9 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
     """The API over a running daemon.
 
-    Reads are open on loopback (and on the unix socket); with `api.host` elsewhere they need the token
-    too, since skills carry users' questions. Host headers other than the daemon's own are refused, so a
-    web page cannot reach the API through DNS rebinding.
+    Every request needs the bearer token but /health, /ready and (unless `api.metrics_public = false`)
+    /metrics; the unix socket also refuses other users' processes (`daemon/control.py`). Host headers other
+    than the daemon's own are refused, so a web page cannot reach the API through DNS rebinding.
     """
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -143,7 +144,11 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
                 401, "a bearer token is required (see SKILLD_HOME/api.token)", {"WWW-Authenticate": "Bearer"}
             )
 
-    readable = [] if host in LOOPBACK else [Depends(authorized)]
+    # Every route needs the token, reads included, on TCP and on the socket alike: skills, statuses and
+    # searches carry the user's own questions, and any local user can reach a loopback port. Liveness and
+    # readiness carry no user data; /metrics carries counts only, open unless `api.metrics_public = false`.
+    readable = [Depends(authorized)]
+    counts = [] if app.settings.api.metrics_public else readable
     # An ASGI app as the endpoint: Starlette passes it every method (POST, GET, DELETE) at this path.
     api.router.routes.append(Route("/mcp", TokenRequired(mcp_app, token), include_in_schema=False))
 
@@ -198,12 +203,8 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=100)] = 5,
         client: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9:._ -]{0,63}$", description="who asks")] = "api",
         session: Annotated[str | None, Query(max_length=200, description="the asking session's id")] = None,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
     ) -> list[dict[str, Any]]:
-        # A read open on loopback records nothing: only a caller with the token counts as serving a client
-        # (a web page could otherwise make the browser inflate any skill's usage).
-        record = credentials is not None and hmac.compare_digest(credentials.credentials.encode(), token.encode())
-        return app.search(q, limit, client, session, record=record)
+        return app.search(q, limit, client, session, record=True)
 
     @api.get("/report", tags=["read"], dependencies=readable, summary="The latest `skilld report` (HTML).")
     def report() -> Response:
@@ -212,7 +213,7 @@ def create_api(app: "Skilld", metrics: Metrics, token: str) -> FastAPI:
             raise Rejected("no report yet: run `skilld report`", 404)
         return Response(path.read_bytes(), media_type="text/html; charset=utf-8")
 
-    @api.get("/metrics", tags=["service"], dependencies=readable, summary="Prometheus metrics (skilld_* families).")
+    @api.get("/metrics", tags=["service"], dependencies=counts, summary="Prometheus metrics (skilld_* families).")
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 

@@ -265,6 +265,8 @@ class ApiConfig(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8421, ge=0, le=65535, description="0: any free port (shown in `skilld status`)")
+    # /metrics carries counts only and is open by default (Prometheus scrapes it); false: it needs the token too.
+    metrics_public: bool = True
 
 
 class RetentionConfig(Section):

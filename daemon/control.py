@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -78,6 +79,44 @@ def call(home: Path, command: str, payload: dict[str, Any] | None = None, timeou
     return data
 
 
+REFUSAL = (
+    b"HTTP/1.0 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+    b'{"error": "this skilld daemon serves its own user only"}'
+)
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The user id of the process at the other end of a unix socket (SO_PEERCRED: pid, uid, gid)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+class OwnerOnlySocket(socket.socket):
+    """The daemon's unix socket: a connection from another user's process is answered 403 and closed.
+
+    The socket file is 0600 in a 0700 home already; this holds even if those modes were loosened (a
+    careless chmod, a shared home). asyncio accepts through this method, so no request of theirs is read.
+    """
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        conn, address = super().accept()
+        try:
+            uid = peer_uid(conn)
+        except OSError:
+            uid = -1
+        if uid == os.getuid():
+            return conn, address
+        try:
+            conn.settimeout(0.5)
+            conn.sendall(REFUSAL)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        log.warning("refused a connection from another user", extra={"uid": uid})
+        raise ConnectionAbortedError(f"peer uid {uid} is not this daemon's user")
+
+
 class ApiServer:
     """Serves the API (uvicorn, from a background thread) on the unix socket and, if enabled, on TCP."""
 
@@ -87,14 +126,14 @@ class ApiServer:
         self.path = home / SOCKET_NAME
         if self.path.exists():
             self.path.unlink()  # stale: we hold the home's lock, so no daemon owns it
-        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix = OwnerOnlySocket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
             unix.bind(str(self.path))
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        self.sockets = [unix]
+        self.sockets: list[socket.socket] = [unix]
         self.address: tuple[str, int] | None = None
         if host is not None:
             # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets whose protocol says TCP,

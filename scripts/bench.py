@@ -479,7 +479,8 @@ def bench_api(work: Path, requests: int, seconds: float = 30.0) -> dict[str, Any
         }
         samples: dict[str, list[float]] = {name: [] for name in paths}
         started = time.perf_counter()
-        with httpx.Client(base_url=url, timeout=60) as client:
+        bearer = {"Authorization": f"Bearer {(home / 'api.token').read_text().strip()}"}
+        with httpx.Client(base_url=url, timeout=60, headers=bearer) as client:
             # Requests in rounds for at least `seconds`, so that whole extractions run meanwhile.
             while time.perf_counter() - started < seconds or len(samples["health"]) < requests:
                 for name, path in paths.items():

@@ -184,7 +184,9 @@ def test_the_api_serves_the_latest_report_and_the_metrics_count_drift(
 
     metrics = Metrics(app.home)
     app.on_drift = metrics.record_drift  # as `skilld run` wires it
-    client = TestClient(create_api(app, metrics, "a-token"), base_url="http://127.0.0.1")
+    client = TestClient(
+        create_api(app, metrics, "a-token"), base_url="http://127.0.0.1", headers={"Authorization": "Bearer a-token"}
+    )
     missing = client.get("/report")
     assert missing.status_code == 404 and "skilld report" in missing.json()["error"]
     _write(telemetry, _window("ok", NOW - timedelta(days=3), 2, _asked(1), True))

@@ -64,16 +64,19 @@ def test_the_api_serves_health_status_search_metrics_and_authorized_feedback(hom
         client = httpx.Client(base_url=url, timeout=30)
         assert client.get("/health").json() == {"status": "ok", "health": "ok", "problems": []}
         assert client.get("/ready").status_code == 200
-        assert client.get("/v1/status").json()["events"] == 3
+        # Reads need the token too, over TCP: another local user could otherwise read the questions.
+        assert client.get("/v1/status").status_code == 401
+        assert client.get("/v1/status", headers=_token(home)).json()["events"] == 3
         schema = client.get("/openapi.json").json()
         assert {"/health", "/ready", "/v1/status", "/v1/search", "/v1/feedback", "/metrics"} <= set(schema["paths"])
 
         # The same search as the command line.
         question = "revert a commit in git"
-        assert client.get("/v1/search", params={"q": question}).json() == skilld_json(
-            home, "search", question, env=daemon.env
-        )
-        assert client.get("/v1/search").status_code == 422
+        assert client.get("/v1/search", params={"q": question}).status_code == 401
+        served = client.get("/v1/search", params={"q": question}, headers=_token(home)).json()
+        found = skilld_json(home, "search", question, env=daemon.env)
+        assert [(h["id"], h["score"]) for h in served] == [(h["id"], h["score"]) for h in found]
+        assert client.get("/v1/search", headers=_token(home)).status_code == 422
 
         # Writes need the token: none, a wrong one, then the right one.
         body = {
