@@ -19,6 +19,7 @@ from pathlib import Path
 # and the dataset lines it writes (measured batches stay well under this).
 NEEDED_MB = 64
 DATABASE = "skilld.db"  # in the home (storage/events.py)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # the OSError numbers of a full filesystem or an exceeded quota
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def classify(exc: BaseException, where: Path) -> Fault | None:
                 "let the other process (a backup tool?) finish; skilld retries by itself",
             )
         return None
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
         return disk_full(Path(exc.filename) if exc.filename else where)
     if any(m in str(e) for e in _chain(exc) for m in ("No space left on device", "Disk quota exceeded")):
         return disk_full(where)  # the same fault from a library in Rust or C++ (Qdrant Edge, ONNX Runtime)

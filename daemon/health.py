@@ -95,15 +95,6 @@ class Health:
             problem = self._problems.get(stage)
             return problem.fault.error if problem else None
 
-    def degraded(self, stage: str) -> bool:
-        with self._lock:
-            return stage in self._problems
-
-    @property
-    def state(self) -> str:
-        with self._lock:
-            return "degraded" if self._problems else "ok"
-
     def problems(self) -> list[dict[str, Any]]:
         """The current problems, oldest first."""
         with self._lock:

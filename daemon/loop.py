@@ -21,7 +21,6 @@ from daemon.scheduler import Scheduler
 from daemon.service import Notifier
 from daemon.sources.watcher import Watcher
 from daemon.status import dataset_examples
-from extractors.base import BackendError
 from storage.db import ensure_private_dir
 
 if TYPE_CHECKING:
@@ -254,7 +253,7 @@ class DaemonLoop:
             if left == 0:  # every item it failed is parked, with its reason, in status
                 learner.backend_failure = failure = None
         if failure is not None:
-            fault = classify(BackendError(failure), self.app.home)
+            fault = classify(failure, self.app.home)
             if fault is not None:
                 health.fault("extraction", fault)
         elif worked or not health.waiting("extraction"):

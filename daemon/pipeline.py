@@ -29,7 +29,7 @@ from storage.vectors.base import INTERACTIONS, SKILLS, VectorPoint, VectorStore,
 if TYPE_CHECKING:
     from daemon.experiments import Experiments
     from daemon.usage import SkillUsage
-    from extractors.base import LLMBackend
+    from extractors.base import BackendError, LLMBackend
     from extractors.extractor import Extractor
     from extractors.gate import Assessment, Candidate
     from storage.datasets import Datasets
@@ -76,7 +76,7 @@ class Learner:
         self.unloads = 0
         # The last model call's error while they fail (an endpoint refusing or hanging, a model file that
         # cannot be loaded); None once one succeeds. The daemon's health shows it.
-        self.backend_failure: str | None = None
+        self.backend_failure: BackendError | None = None
         # Set on stop: an extraction in flight gives up between two tokens and stays queued.
         self.cancel = threading.Event()
         # Called with each extraction's duration in seconds, or None when it failed (metrics).
@@ -387,7 +387,7 @@ class Learner:
                 log.info("extraction interrupted by stop; it stays queued", extra={"interaction": key})
                 return False
             except BackendError as exc:
-                self.backend_failure = str(exc)
+                self.backend_failure = exc
                 self.observe(None)
                 config = self.settings.extraction
                 with self.lock:

@@ -51,7 +51,7 @@ def test_backoff_doubles_to_a_minute_and_a_success_clears_it(tmp_path: Path) -> 
     assert fault is not None
     waits = [health.fault("ingest", fault) for _ in range(10)]
     assert waits[:4] == [1.0, 2.0, 4.0, 8.0] and waits[-1] == MAX_BACKOFF
-    assert health.state == "degraded" and health.waiting("ingest") and not health.waiting("scoring")
+    assert health.report()["health"] == "degraded" and health.waiting("ingest") and not health.waiting("scoring")
     [problem] = health.report()["problems"]
     assert problem["stage"] == "ingest" and problem["kind"] == "locked" and problem["since"]
     health.ok("ingest")

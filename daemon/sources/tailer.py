@@ -7,7 +7,6 @@ content after a truncation is never mistaken for the old.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ import orjson
 
 from daemon.adapters.base import Adapter
 from daemon.adapters.registry import AdapterRegistry
+from daemon.faults import DISK_FULL
 from daemon.interaction import FileState
 from daemon.sources.files import (
     LineReader,
@@ -42,11 +42,6 @@ def is_telemetry_file(name: str) -> bool:
         return True
     base, sep, suffix = stem.rpartition(".jsonl")
     return bool(sep and base) and suffix[:1] in ".-" and suffix[1:].isdigit()
-
-
-def _environmental(exc: OSError) -> bool:
-    """A fault of the machine rather than of one file: the disk is full or over quota."""
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def find_files(paths: Iterable[Path], onerror: Callable[[OSError], None] | None = None) -> Iterator[Path]:
@@ -144,7 +139,7 @@ class Tailer:
             row = self._identify(handle, path, key, compressed)
         except (OSError, EOFError) as exc:
             handle.close()
-            if isinstance(exc, OSError) and _environmental(exc):
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
                 raise  # a full disk or a locked database: the stage pauses (daemon/loop.py)
             self._cannot_read(path, exc)
             return None
